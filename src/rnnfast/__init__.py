@@ -1,0 +1,32 @@
+"""rnnfast: fast recurrent-network kernels (Elman RNN, LSTM, GRU) for CPUs, with a NumPy API.
+
+Three ways in:
+
+* train models with ``rnnfast.fit`` and ``rnnfast.Sequential``;
+* use ``rnnfast.RNN`` / ``LSTM`` / ``GRU`` like their torch.nn namesakes (same weights, same math);
+* call the kernels directly: ``rnnfast.kernels.lstm_forward(...)`` and friends (see
+  ``rnnfast.kernels.KERNELS``), from Python, or from Cython/C through ``rnnfast.get_include()``.
+
+The compiled kernels (C, OpenMP, scipy's BLAS) are used when built; otherwise the NumPy reference
+kernels run, with a warning. ``rnnfast.backend()`` says which is active.
+"""
+from . import _blas
+
+# Must run before anything imports scipy.linalg: OpenBLAS picks its kernels when it loads.
+_blas.prepare()
+
+from . import kernels, reference  # noqa: E402
+from ._threads import get_num_threads, set_num_threads  # noqa: E402
+from .kernels import backend, set_backend, use_backend, compiled_available  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def get_include():
+    """Directory holding rnnfast.h (the public C API) and the headers it includes."""
+    import os
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
+
+
+__all__ = ["kernels", "reference", "backend", "set_backend", "use_backend", "compiled_available",
+           "get_num_threads", "set_num_threads", "get_include", "__version__"]
