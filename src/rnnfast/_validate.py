@@ -104,13 +104,17 @@ def forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step=False):
     return Forward(np.ascontiguousarray(x), h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, T, B, I, H)
 
 
-def saved_dict(saved, cell):
+def saved_dict(saved, cell, backend):
+    """Check that ``saved`` came from ``{cell}_forward(training=True)`` of the same backend."""
     if saved is None:
         raise ValueError("saved is None: the forward pass ran with training=False, "
                          "so nothing was kept for backward; run it with training=True")
     if not isinstance(saved, dict) or saved.get("cell") != cell:
         got = saved.get("cell") if isinstance(saved, dict) else type(saved).__name__
         raise ValueError(f"saved must be what {cell}_forward(..., training=True) returned, got {got!r}")
+    if saved.get("backend") != backend:
+        raise ValueError(f"saved comes from the {saved.get('backend')!r} backend; pass it to that "
+                         f"backend's {cell}_backward, not the {backend!r} one")
     return saved
 
 

@@ -93,7 +93,7 @@ def _weight_grads(dg_in, dg_hh, x, h_prev, w_ih, w_hh, has_b_ih, has_b_hh):
 
 
 def _saved(cell, a, y, **extra):
-    return dict(cell=cell, x=a.x, h0=a.h0, w_ih=a.w_ih, w_hh=a.w_hh, has_b_ih=a.b_ih is not None,
+    return dict(cell=cell, backend="reference", x=a.x, h0=a.h0, w_ih=a.w_ih, w_hh=a.w_hh, has_b_ih=a.b_ih is not None,
                 has_b_hh=a.b_hh is not None, lengths=a.lengths, y=y, **extra)
 
 
@@ -136,7 +136,7 @@ def rnn_backward(dy, dh_n, saved):
 
     Returns dx (T, B, I), dh0 (B, H), dw_ih, dw_hh, db_ih, db_hh.
     """
-    s = _validate.saved_dict(saved, "rnn")
+    s = _validate.saved_dict(saved, "rnn", "reference")
     g = _validate.backward("rnn", dy, dh_n, None, s)
     y, w_hh = s["y"], s["w_hh"]
     T = y.shape[0]
@@ -211,7 +211,7 @@ def lstm_backward(dy, dh_n, dc_n, saved):
 
     Returns dx (T, B, I), dh0, dc0 (B, H), dw_ih, dw_hh, db_ih, db_hh.
     """
-    s = _validate.saved_dict(saved, "lstm")
+    s = _validate.saved_dict(saved, "lstm", "reference")
     g = _validate.backward("lstm", dy, dh_n, dc_n, s)
     y, gates, cs, w_hh = s["y"], s["gates"], s["c"], s["w_hh"]
     T, B, H = y.shape
@@ -289,7 +289,7 @@ def gru_backward(dy, dh_n, saved):
 
     Returns dx (T, B, I), dh0 (B, H), dw_ih, dw_hh, db_ih, db_hh.
     """
-    s = _validate.saved_dict(saved, "gru")
+    s = _validate.saved_dict(saved, "gru", "reference")
     g = _validate.backward("gru", dy, dh_n, None, s)
     y, gates, hns, w_hh = s["y"], s["gates"], s["hn"], s["w_hh"]
     T, B, H = y.shape
@@ -339,7 +339,7 @@ def rnn_step_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="ta
 
 def rnn_step_backward(dh_new, saved):
     """Backward of :func:`rnn_step_forward`: dx (B, I), dh (B, H), dw_ih, dw_hh, db_ih, db_hh."""
-    _validate.backward("rnn", None, dh_new, None, _validate.saved_dict(saved, "rnn"), step=True)
+    _validate.backward("rnn", None, dh_new, None, _validate.saved_dict(saved, "rnn", "reference"), step=True)
     dx, dh, *dw = rnn_backward(None, dh_new, saved)
     return (dx[0], dh, *dw)
 
@@ -354,7 +354,7 @@ def lstm_step_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, training=Tru
 
 def lstm_step_backward(dh_new, dc_new, saved):
     """Backward of :func:`lstm_step_forward`: dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh."""
-    _validate.backward("lstm", None, dh_new, dc_new, _validate.saved_dict(saved, "lstm"),
+    _validate.backward("lstm", None, dh_new, dc_new, _validate.saved_dict(saved, "lstm", "reference"),
                        step=True)
     dx, dh, dc, *dw = lstm_backward(None, dh_new, dc_new, saved)
     return (dx[0], dh, dc, *dw)
@@ -370,6 +370,6 @@ def gru_step_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, training=True):
 
 def gru_step_backward(dh_new, saved):
     """Backward of :func:`gru_step_forward`: dx (B, I), dh (B, H), dw_ih, dw_hh, db_ih, db_hh."""
-    _validate.backward("gru", None, dh_new, None, _validate.saved_dict(saved, "gru"), step=True)
+    _validate.backward("gru", None, dh_new, None, _validate.saved_dict(saved, "gru", "reference"), step=True)
     dx, dh, *dw = gru_backward(None, dh_new, saved)
     return (dx[0], dh, *dw)
