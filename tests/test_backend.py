@@ -1,0 +1,88 @@
+"""Backend selection: names, switching, and the warn-once fallback when the extension is absent."""
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import rnnfast
+from rnnfast import kernels
+
+
+def test_backend_names_and_switching():
+    assert rnnfast.backend() in ("compiled", "reference")
+    before = rnnfast.backend()
+    rnnfast.set_backend("reference")
+    try:
+        assert rnnfast.backend() == "reference"
+        with pytest.raises(ValueError, match="backend must be one of"):
+            rnnfast.set_backend("cuda")
+        assert rnnfast.backend() == "reference"
+    finally:
+        rnnfast.set_backend(before)
+    assert rnnfast.backend() == before
+
+
+def test_use_backend_restores_on_error():
+    before = rnnfast.backend()
+    with pytest.raises(RuntimeError, match="boom"):
+        with rnnfast.use_backend("reference"):
+            assert rnnfast.backend() == "reference"
+            raise RuntimeError("boom")
+    assert rnnfast.backend() == before
+
+
+def test_compiled_backend_unavailable_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(kernels, "_compiled", None)
+    monkeypatch.setattr(kernels, "_compiled_error", "ImportError: not built")
+    with pytest.raises(RuntimeError, match="not available.*not built"):
+        rnnfast.set_backend("compiled")
+
+
+def test_dispatch_reaches_the_reference_kernels():
+    x = np.ones((2, 1, 3))
+    with rnnfast.use_backend("reference"):
+        y, h, saved = kernels.rnn_forward(x, None, np.full((4, 3), 0.1), np.eye(4) * 0.5)
+    assert saved["backend"] == "reference"
+    np.testing.assert_allclose(y[0, 0], np.tanh(0.3))
+    assert kernels.lstm_forward.__doc__ == rnnfast.reference.lstm_forward.__doc__
+
+
+def test_falls_back_to_reference_with_one_warning():
+    """Without the extension the package imports, runs on the reference kernels and warns once."""
+    code = textwrap.dedent("""
+        import sys, warnings
+        sys.modules["rnnfast._kernels"] = None  # makes "from . import _kernels" raise ImportError
+        warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:
+            import numpy as np, rnnfast
+            for _ in range(3):
+                rnnfast.kernels.gru_forward(np.ones((2, 1, 3)), None, np.ones((9, 3)), np.ones((9, 3)))
+            assert rnnfast.backend() == "reference", rnnfast.backend()
+            assert not rnnfast.compiled_available()
+        msgs = [str(w.message) for w in caught if "compiled kernels are not available" in str(w.message)]
+        assert len(msgs) == 1, msgs
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_num_threads_setting(monkeypatch):
+    old = rnnfast._threads._num_threads
+    try:
+        rnnfast.set_num_threads(1)
+        assert rnnfast.get_num_threads() == 1
+        for bad, exc in ((0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError)):
+            with pytest.raises(exc, match="n must"):
+                rnnfast.set_num_threads(bad)
+        rnnfast._threads._num_threads = None
+        monkeypatch.setenv("RNNFAST_NUM_THREADS", "3")
+        assert rnnfast.get_num_threads() == 3
+        monkeypatch.setenv("RNNFAST_NUM_THREADS", "lots")
+        with pytest.raises(ValueError, match="RNNFAST_NUM_THREADS"):
+            rnnfast.get_num_threads()
+    finally:
+        rnnfast._threads._num_threads = old
