@@ -13,7 +13,7 @@ import functools
 import threading
 import warnings
 
-from . import reference
+from . import _blas, reference
 
 KERNELS = (
     "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward",
@@ -62,6 +62,7 @@ def _current():
                                   "which are much slower", RuntimeWarning, stacklevel=3)
                     _active = reference
                 else:
+                    _blas.check()  # warn once if scipy's BLAS runs narrower kernels than the CPU has
                     _active = _compiled
     return _active
 
@@ -75,6 +76,8 @@ def set_backend(name):
     """Make ``name`` ("compiled" or "reference") the active backend for the whole process."""
     global _active
     _active = _module(name)
+    if _active is _compiled:
+        _blas.check()
 
 
 @contextlib.contextmanager
