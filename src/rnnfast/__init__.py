@@ -19,7 +19,7 @@ from . import kernels, reference  # noqa: E402
 from ._threads import get_num_threads, set_num_threads  # noqa: E402
 from .kernels import backend, set_backend, use_backend, compiled_available  # noqa: E402
 from ._module import Module, Parameter, no_grad, is_grad_enabled  # noqa: E402
-# (layers issue) from .layers import RNN, LSTM, GRU
+from .layers import RNN, LSTM, GRU  # noqa: E402
 # (training issue) models, losses, optim, train, io
 
 __version__ = "0.1.0"
@@ -33,4 +33,4 @@ def get_include():
 
 __all__ = ["kernels", "reference", "backend", "set_backend", "use_backend", "compiled_available",
            "get_num_threads", "set_num_threads", "get_include", "__version__",
-           "Module", "Parameter", "no_grad", "is_grad_enabled"]
+           "Module", "Parameter", "no_grad", "is_grad_enabled", "RNN", "LSTM", "GRU"]
