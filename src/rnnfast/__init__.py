@@ -20,7 +20,12 @@ from ._threads import get_num_threads, set_num_threads  # noqa: E402
 from .kernels import backend, set_backend, use_backend, compiled_available  # noqa: E402
 from ._module import Module, Parameter, no_grad, is_grad_enabled  # noqa: E402
 from .layers import RNN, LSTM, GRU  # noqa: E402
-# (training issue) models, losses, optim, train, io
+from .models import (Sequential, Embedding, Linear, Dropout, LastStep, Tanh, ReLU,  # noqa: E402
+                     Sigmoid, register_module)
+from .losses import MSELoss, CrossEntropyLoss, BCEWithLogitsLoss  # noqa: E402
+from .optim import SGD, Adam, AdamW, clip_grad_norm_, clip_grad_value_  # noqa: E402
+from .train import fit, predict, evaluate, History, EarlyStopping, StopTraining  # noqa: E402
+from .io import save, load, ModelFileError  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -33,4 +38,9 @@ def get_include():
 
 __all__ = ["kernels", "reference", "backend", "set_backend", "use_backend", "compiled_available",
            "get_num_threads", "set_num_threads", "get_include", "__version__",
-           "Module", "Parameter", "no_grad", "is_grad_enabled", "RNN", "LSTM", "GRU"]
+           "Module", "Parameter", "no_grad", "is_grad_enabled", "RNN", "LSTM", "GRU",
+           "Sequential", "Embedding", "Linear", "Dropout", "LastStep", "Tanh", "ReLU", "Sigmoid",
+           "register_module", "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss",
+           "SGD", "Adam", "AdamW", "clip_grad_norm_", "clip_grad_value_",
+           "fit", "predict", "evaluate", "History", "EarlyStopping", "StopTraining",
+           "save", "load", "ModelFileError"]
