@@ -131,3 +131,11 @@ def test_measure_interleaves_and_times_once():
     assert set(times) == {"a", "b", "c"} and all(t >= 0 for t in times.values())
     # round-robin with a rotating start; "c" is timed by one call in the first round only
     assert calls == ["a", "b", "c", "b", "a", "a", "b"]
+
+
+def test_thread_settings_are_restored(capsys):
+    before = rnnfast.get_num_threads()
+    assert _bench.main(TINY + ["--cells", "rnn", "--modes", "fwd", "--no-torch",
+                               "--threads", str(before + 1)]) == 0
+    assert f"threads: rnnfast {before + 1}" in capsys.readouterr().out
+    assert rnnfast.get_num_threads() == before

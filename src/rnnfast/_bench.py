@@ -349,18 +349,32 @@ def main(argv=None):
     shapes = [s for group in args.shapes for s in group] if args.shapes else list(SHAPES)
 
     import rnnfast
+    from rnnfast import _threads
 
-    threads = args.threads or rnnfast.get_num_threads()
-    rnnfast.set_num_threads(threads)
     torch = None if args.no_torch else import_torch()
-    if torch is not None:
-        torch.set_num_threads(threads)
     backends = (["compiled"] if rnnfast.compiled_available() else []) + \
         ([] if args.no_reference else ["reference"])
     if not backends and torch is None:
         parser.error("nothing to time: the compiled kernels are not built, and the reference "
                      "and torch are excluded or unavailable")
 
+    # the thread settings are the caller's: set them for the run, put them back afterwards
+    threads = args.threads or rnnfast.get_num_threads()
+    saved_threads = _threads._num_threads
+    saved_torch_threads = None if torch is None else torch.get_num_threads()
+    rnnfast.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    try:
+        _run(args, shapes, backends, threads, torch)
+    finally:
+        _threads._num_threads = saved_threads
+        if torch is not None:
+            torch.set_num_threads(saved_torch_threads)
+    return 0
+
+
+def _run(args, shapes, backends, threads, torch):
     out = []
     _header(args, threads, torch, out)
     print("\n".join(out), flush=True)
@@ -371,6 +385,7 @@ def main(argv=None):
         for shape in shapes:
             for mode in args.modes:
                 p = make_problem(cell, shape, args.dtype)
+                once = ("reference",) if is_big(shape) and not args.full_reference else ()
                 with warnings.catch_warnings():
                     # use_backend("reference") warns when the compiled kernels are missing;
                     # the header already says so
@@ -378,7 +393,6 @@ def main(argv=None):
                     runners = [rnnfast_runner(b, p, mode) for b in backends]
                     if torch is not None:
                         runners.append(torch_runner(torch, p, mode))
-                    once = ("reference",) if is_big(shape) and not args.full_reference else ()
                     times = measure(runners, args.repeat, args.warmup, pause=args.pause, once=once)
                 once = bool(once) and "reference" in times
                 any_once |= once
@@ -394,7 +408,6 @@ def main(argv=None):
     print("ratios > 1: rnnfast compiled is faster by that factor. Times are milliseconds per call; "
           "fwd = inference forward, fwdbwd = training forward + backward "
           "(dx, dh0, weight and bias gradients).")
-    return 0
 
 
 if __name__ == "__main__":
