@@ -41,6 +41,7 @@ def test_table_rows_and_ratios(capsys):
     assert _bench.main(TINY + ["--markdown", "--no-torch"]) == 0
     out = capsys.readouterr().out
     assert f"rnnfast {rnnfast.__version__}" in out
+    assert "- command: python -m rnnfast bench --shapes 2,3,4,5 --repeat 1" in out
     assert "core type" in out
     rows = _markdown_rows(out)
     assert [(r["cell"], r["shape B,T,I,H"], r["mode"]) for r in rows] == [

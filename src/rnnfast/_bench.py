@@ -286,6 +286,7 @@ def _header(args, threads, torch, lines):
         blas_text = f"{blas.get('config') or blas.get('library')}; core type {blas.get('core_type')}"
     except Exception as exc:  # report, never fail the benchmark over it
         blas_text = f"unknown ({type(exc).__name__}: {exc})"
+    load, cpus = os.getloadavg()[0], os.cpu_count()
     compiled = "yes" if rnnfast.compiled_available() else "NO (not built: compiled columns n/a)"
     torch_text = "not installed" if torch is None else f"{torch.__version__}, {threads} threads"
     if torch is not None and args.no_torch:
@@ -299,8 +300,11 @@ def _header(args, threads, torch, lines):
         f"threads: rnnfast {threads}; numpy's BLAS (reference) at its own default",
         f"scipy BLAS (compiled kernels): {blas_text}",
         f"torch: {torch_text}",
-        f"load average (1 min): {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
+        f"load average (1 min): {load:.2f} on {cpus} CPUs",
     ]
+    if load > 0.5:
+        lines.append("note: other processes are using the CPUs; with every core in use, thread "
+                     "pools stall and times jump (ratios too): prefer a quiet machine")
 
 
 def _fmt_ms(seconds):
@@ -341,7 +345,9 @@ def format_table(rows, markdown=False):
 def main(argv=None):
     """Run the comparison and print the table. Returns 0; bad options exit with status 2."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.warmup < 0:
         parser.error(f"--warmup must be >= 0, got {args.warmup}")
     if not 0 <= args.pause <= 10:
@@ -375,9 +381,9 @@ def main(argv=None):
 
 
 def _run(args, shapes, backends, threads, torch):
-    out = []
+    out = [f"command: python -m rnnfast bench {' '.join(args.argv)}".rstrip()]
     _header(args, threads, torch, out)
-    print("\n".join(out), flush=True)
+    print("\n".join(f"- {ln}" if args.markdown else ln for ln in out), flush=True)
 
     rows = []
     any_once = False
