@@ -173,7 +173,7 @@ def measure(runners, rounds, warmup=2, min_sample=0.005, min_warmup=0.05, pause=
     seconds, more, up to 100 calls); the last warm-up call sets how many calls make
     one sample (enough to last ``min_sample`` seconds, so tiny problems are not timer noise).
     Then ``rounds`` rounds each take one sample of every runner, the order rotating by one each
-    round so no runner always follows the same neighbour. Runners named in ``once`` are timed
+    round so no runner always goes first. Runners named in ``once`` are timed
     by a single call, with no warm-up, in the first round only.
     ``pause`` seconds of sleep before each sample let the previous runner's thread pool go idle:
     OpenBLAS and OpenMP workers spin for a while after a call, and on a small machine a spinning
