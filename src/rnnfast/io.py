@@ -114,9 +114,10 @@ def save(model, path):
 def _read(path):
     """(meta dict, {name: array}) from a model file, or ModelFileError."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path} is a single .npy array, not an rnnfast model file")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ModelFileError(f"{path} is a single .npy array, not an rnnfast model file")
+        with archive:
             if META_KEY not in archive.files:
                 raise ModelFileError(f"{path} is a NumPy archive but not an rnnfast model file "
                                      f"(it has no {META_KEY!r} entry)")
