@@ -96,6 +96,20 @@ def test_seed_fixes_init_and_config_rebuilds(cell):
         assert repr(r) == "RNN(2, 3, dtype=float64, nonlinearity='relu')"
 
 
+def test_dtype_none_means_float32_as_in_torch():
+    assert rf.LSTM(I, H, dtype=None).dtype == np.float32
+    assert rf.LSTM(I, H, dtype="float64").weight_ih_l0.dtype == np.float64
+
+
+def test_docstring_examples_run():
+    import doctest
+    import rnnfast.layers
+    failed, attempted = doctest.testmod(rnnfast.layers)
+    assert failed == 0 and attempted >= 10
+    for cls in (rf.RNN, rf.LSTM, rf.GRU):
+        assert ">>>" in cls.__doc__ and "(T, B, input_size)" in cls.__doc__
+
+
 def test_reset_parameters_redraws_the_same_weights():
     layer = rf.GRU(I, H, seed=3)
     before = layer.state_dict()

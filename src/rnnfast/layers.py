@@ -44,6 +44,8 @@ def _size(value, name):
 
 
 def _layer_dtype(dtype):
+    if dtype is None:  # torch's meaning: the default dtype, not NumPy's float64
+        return np.dtype(np.float32)
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
@@ -183,7 +185,8 @@ class _RNNBase(Module):
             raise ValueError(f"x must be 3-D {layout}"
                              + (" with batch_first=True" if self.batch_first else "")
                              + f", got shape {arr.shape}"
-                             + ("; add a batch axis for a single sequence" if arr.ndim == 2 else ""))
+                             + ("; add a batch axis for a single sequence"
+                                if arr.ndim == 2 else ""))
         if self.batch_first:
             arr = arr.transpose(1, 0, 2)
         T, B, I = arr.shape
@@ -225,7 +228,8 @@ class _RNNBase(Module):
                          for k, (v, w) in enumerate(zip(value, what)))
         if isinstance(value, tuple):
             raise TypeError(f"{name} must be one array {what[0]} for the {type(self).__name__} "
-                            f"(only the LSTM takes an (h, c) pair), got a tuple of length {len(value)}")
+                            "(only the LSTM takes an (h, c) pair), got a tuple of length "
+                            f"{len(value)}")
         return (self._check_state_array(value, name, B, "for this layer and batch"),)
 
     @staticmethod
@@ -464,8 +468,8 @@ class RNN(_RNNBase):
 
 
 class LSTM(_RNNBase):
-    __doc__ = """LSTM: (i, f, g, o) = split(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); i, f, o = sigmoid,
-    g = tanh; c_t = f*c_{t-1} + i*g; h_t = o*tanh(c_t).
+    __doc__ = """LSTM: (i, f, g, o) = split(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh);
+    i, f, o = sigmoid, g = tanh; c_t = f*c_{t-1} + i*g; h_t = o*tanh(c_t).
 
     ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, dtype=np.float32, seed=None)``;
