@@ -140,3 +140,23 @@ def test_thread_settings_are_restored(capsys):
                                "--threads", str(before + 1)]) == 0
     assert f"threads: rnnfast {before + 1}" in capsys.readouterr().out
     assert rnnfast.get_num_threads() == before
+
+
+def test_ratios_against_compiled(monkeypatch, capsys):
+    """With the compiled backend present every row has compiled times and both ratios.
+
+    Until the C kernels are built this stands the reference in for them (its saved dicts then
+    travel between "both" backends, which are the same module)."""
+    from rnnfast import kernels
+    if not rnnfast.compiled_available():
+        monkeypatch.setattr(kernels, "_active", kernels._active)  # restored after the test
+        monkeypatch.setattr(kernels, "_compiled", rnnfast.reference)
+    assert _bench.main(TINY + ["--markdown", "--no-torch", "--modes", "fwd,fwdbwd"]) == 0
+    out = capsys.readouterr().out
+    assert "compiled kernels: yes" in out
+    rows = _markdown_rows(out)
+    assert len(rows) == 6
+    for row in rows:
+        assert _ms(row["compiled ms"]) > 0 and _ms(row["reference ms"]) > 0
+        assert row["reference/compiled"] != "n/a"
+        _check_ratio(row, "reference", "reference/compiled")
