@@ -1,4 +1,4 @@
-/* runtime.c: facts about how the kernels were built. */
+/* runtime.c: facts about how the kernels were built, and error strings. */
 #include "rnnfast.h"
 
 int rnnfast_openmp_enabled(void) {
@@ -7,4 +7,16 @@ int rnnfast_openmp_enabled(void) {
 #else
     return 0;
 #endif
+}
+
+const char *rnnfast_strerror(int code) {
+    switch (code) {
+    case RNNFAST_OK: return "ok";
+    case RNNFAST_ERR_NULL: return "a required pointer (or the BLAS routine for the dtype) is NULL";
+    case RNNFAST_ERR_SIZE: return "T, B, I or H is < 1 or too large";
+    case RNNFAST_ERR_WORKSPACE: return "workspace shorter than rnnfast_*_workspace() asks for";
+    case RNNFAST_ERR_LENGTHS: return "a lengths value lies outside [0, T]";
+    case RNNFAST_ERR_ARG: return "bad argument (nonlinearity, n_threads, or saved-array pair)";
+    default: return "unknown rnnfast error code";
+    }
 }

@@ -1,10 +1,648 @@
 # cython: language_level=3
-"""Cython binding of rnnfast's C kernels (csrc/)."""
+"""Cython binding of rnnfast's C kernels (csrc/): the compiled backend of rnnfast.kernels.
 
-cdef extern from "rnnfast.h":
+Each function has exactly the signature, results and ``saved`` conventions of its NumPy twin in
+rnnfast.reference (read those docstrings for the math and shapes: x (T, B, I), states (B, H),
+y (T, B, H), w_ih (G*H, I), w_hh (G*H, H), biases (G*H,) or None). What happens here:
+
+* arguments are checked by rnnfast._validate -- the same checks, and so the same errors, as the
+  reference -- which also turns any layout (non-contiguous, Fortran-ordered) into C-contiguous
+  arrays;
+* outputs and the per-call workspace (its length from the C workspace functions) are NumPy arrays
+  allocated here; C allocates nothing;
+* the whole C kernel runs without the GIL, with rnnfast.get_num_threads() OpenMP threads and
+  scipy's BLAS (scipy.linalg.cython_blas) handed to C as a table of function pointers.
+
+The same kernels are exported at C level for other Cython code: see _kernels.pxd.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+cimport scipy.linalg.cython_blas as cblas
+
+from rnnfast import _validate
+from rnnfast._threads import get_num_threads
+
+cnp.import_array()
+
+cdef extern from "rnnfast.h" nogil:
     int rnnfast_openmp_enabled()
+    const char *rnnfast_strerror(int code)
+    size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
+    size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
+    size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H, int training)
+    size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
+    size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H, int training)
+    size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
+    int rnnfast_rnn_forward_f32(float *y, float *h_n, const float *x, const float *h0,
+        const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh,
+        const int64_t *lengths, int nonlinearity, int64_t T, int64_t B, int64_t I, int64_t H,
+        float *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_rnn_forward_f64(double *y, double *h_n, const double *x, const double *h0,
+        const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh,
+        const int64_t *lengths, int nonlinearity, int64_t T, int64_t B, int64_t I, int64_t H,
+        double *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_rnn_backward_f32(float *dx, float *dh0, float *dw_ih, float *dw_hh,
+        float *db_ih, float *db_hh, const float *dy, const float *dh_n, const float *y,
+        const float *x, const float *h0, const float *w_ih, const float *w_hh,
+        const int64_t *lengths, int nonlinearity, int64_t T, int64_t B, int64_t I, int64_t H,
+        float *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_rnn_backward_f64(double *dx, double *dh0, double *dw_ih, double *dw_hh,
+        double *db_ih, double *db_hh, const double *dy, const double *dh_n, const double *y,
+        const double *x, const double *h0, const double *w_ih, const double *w_hh,
+        const int64_t *lengths, int nonlinearity, int64_t T, int64_t B, int64_t I, int64_t H,
+        double *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_lstm_forward_f32(float *y, float *h_n, float *c_n, float *gates, float *c_all,
+        const float *x, const float *h0, const float *c0, const float *w_ih, const float *w_hh,
+        const float *b_ih, const float *b_hh, const int64_t *lengths,
+        int64_t T, int64_t B, int64_t I, int64_t H,
+        float *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_lstm_forward_f64(double *y, double *h_n, double *c_n, double *gates,
+        double *c_all, const double *x, const double *h0, const double *c0,
+        const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh,
+        const int64_t *lengths, int64_t T, int64_t B, int64_t I, int64_t H,
+        double *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_lstm_backward_f32(float *dx, float *dh0, float *dc0, float *dw_ih,
+        float *dw_hh, float *db_ih, float *db_hh, const float *dy, const float *dh_n,
+        const float *dc_n, const float *gates, const float *c_all, const float *y,
+        const float *x, const float *h0, const float *c0, const float *w_ih, const float *w_hh,
+        const int64_t *lengths, int64_t T, int64_t B, int64_t I, int64_t H,
+        float *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_lstm_backward_f64(double *dx, double *dh0, double *dc0, double *dw_ih,
+        double *dw_hh, double *db_ih, double *db_hh, const double *dy, const double *dh_n,
+        const double *dc_n, const double *gates, const double *c_all, const double *y,
+        const double *x, const double *h0, const double *c0, const double *w_ih,
+        const double *w_hh, const int64_t *lengths, int64_t T, int64_t B, int64_t I, int64_t H,
+        double *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_gru_forward_f32(float *y, float *h_n, float *gates, float *hn_all,
+        const float *x, const float *h0, const float *w_ih, const float *w_hh,
+        const float *b_ih, const float *b_hh, const int64_t *lengths,
+        int64_t T, int64_t B, int64_t I, int64_t H,
+        float *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_gru_forward_f64(double *y, double *h_n, double *gates, double *hn_all,
+        const double *x, const double *h0, const double *w_ih, const double *w_hh,
+        const double *b_ih, const double *b_hh, const int64_t *lengths,
+        int64_t T, int64_t B, int64_t I, int64_t H,
+        double *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_gru_backward_f32(float *dx, float *dh0, float *dw_ih, float *dw_hh,
+        float *db_ih, float *db_hh, const float *dy, const float *dh_n, const float *gates,
+        const float *hn_all, const float *y, const float *x, const float *h0,
+        const float *w_ih, const float *w_hh, const int64_t *lengths,
+        int64_t T, int64_t B, int64_t I, int64_t H,
+        float *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
+    int rnnfast_gru_backward_f64(double *dx, double *dh0, double *dw_ih, double *dw_hh,
+        double *db_ih, double *db_hh, const double *dy, const double *dh_n,
+        const double *gates, const double *hn_all, const double *y, const double *x,
+        const double *h0, const double *w_ih, const double *w_hh, const int64_t *lengths,
+        int64_t T, int64_t B, int64_t I, int64_t H,
+        double *work, size_t work_len, const rnnfast_blas *blas, int n_threads)
 
 
+# ---- BLAS glue: the one place that fills the C function table ---------------------------------
+# Written once at import and only read afterwards.
+cdef rnnfast_blas _BLAS
+_BLAS.sgemm = <rnnfast_sgemm_fn>cblas.sgemm
+_BLAS.dgemm = <rnnfast_dgemm_fn>cblas.dgemm
+_BLAS.sgemv = <rnnfast_sgemv_fn>cblas.sgemv
+_BLAS.dgemv = <rnnfast_dgemv_fn>cblas.dgemv
+
+
+# ---- C-level API (declared in _kernels.pxd) ---------------------------------------------------
+cdef const rnnfast_blas *scipy_blas() noexcept nogil:
+    return &_BLAS
+
+cdef const char *strerror(int code) noexcept nogil:
+    return rnnfast_strerror(code)
+
+cdef size_t rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) noexcept nogil:
+    return rnnfast_rnn_forward_workspace(T, B, I, H)
+
+cdef size_t rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) noexcept nogil:
+    return rnnfast_rnn_backward_workspace(T, B, I, H)
+
+cdef size_t lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
+                                   int training) noexcept nogil:
+    return rnnfast_lstm_forward_workspace(T, B, I, H, training)
+
+cdef size_t lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) noexcept nogil:
+    return rnnfast_lstm_backward_workspace(T, B, I, H)
+
+cdef size_t gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
+                                  int training) noexcept nogil:
+    return rnnfast_gru_forward_workspace(T, B, I, H, training)
+
+cdef size_t gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) noexcept nogil:
+    return rnnfast_gru_backward_workspace(T, B, I, H)
+
+cdef int rnn_forward_f32(float *y, float *h_n, const float *x, const float *h0,
+                         const float *w_ih, const float *w_hh, const float *b_ih,
+                         const float *b_hh, const int64_t *lengths, int nonlinearity,
+                         int64_t T, int64_t B, int64_t I, int64_t H, float *work,
+                         size_t work_len, const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_rnn_forward_f32(y, h_n, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, nonlinearity,
+                                   T, B, I, H, work, work_len, blas, n_threads)
+
+cdef int rnn_forward_f64(double *y, double *h_n, const double *x, const double *h0,
+                         const double *w_ih, const double *w_hh, const double *b_ih,
+                         const double *b_hh, const int64_t *lengths, int nonlinearity,
+                         int64_t T, int64_t B, int64_t I, int64_t H, double *work,
+                         size_t work_len, const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_rnn_forward_f64(y, h_n, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, nonlinearity,
+                                   T, B, I, H, work, work_len, blas, n_threads)
+
+cdef int rnn_backward_f32(float *dx, float *dh0, float *dw_ih, float *dw_hh, float *db_ih,
+                          float *db_hh, const float *dy, const float *dh_n, const float *y,
+                          const float *x, const float *h0, const float *w_ih, const float *w_hh,
+                          const int64_t *lengths, int nonlinearity, int64_t T, int64_t B,
+                          int64_t I, int64_t H, float *work, size_t work_len,
+                          const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_rnn_backward_f32(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dy, dh_n, y, x, h0,
+                                    w_ih, w_hh, lengths, nonlinearity, T, B, I, H, work,
+                                    work_len, blas, n_threads)
+
+cdef int rnn_backward_f64(double *dx, double *dh0, double *dw_ih, double *dw_hh, double *db_ih,
+                          double *db_hh, const double *dy, const double *dh_n, const double *y,
+                          const double *x, const double *h0, const double *w_ih,
+                          const double *w_hh, const int64_t *lengths, int nonlinearity,
+                          int64_t T, int64_t B, int64_t I, int64_t H, double *work,
+                          size_t work_len, const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_rnn_backward_f64(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dy, dh_n, y, x, h0,
+                                    w_ih, w_hh, lengths, nonlinearity, T, B, I, H, work,
+                                    work_len, blas, n_threads)
+
+cdef int lstm_forward_f32(float *y, float *h_n, float *c_n, float *gates, float *c_all,
+                          const float *x, const float *h0, const float *c0, const float *w_ih,
+                          const float *w_hh, const float *b_ih, const float *b_hh,
+                          const int64_t *lengths, int64_t T, int64_t B, int64_t I, int64_t H,
+                          float *work, size_t work_len, const rnnfast_blas *blas,
+                          int n_threads) noexcept nogil:
+    return rnnfast_lstm_forward_f32(y, h_n, c_n, gates, c_all, x, h0, c0, w_ih, w_hh, b_ih,
+                                    b_hh, lengths, T, B, I, H, work, work_len, blas, n_threads)
+
+cdef int lstm_forward_f64(double *y, double *h_n, double *c_n, double *gates, double *c_all,
+                          const double *x, const double *h0, const double *c0,
+                          const double *w_ih, const double *w_hh, const double *b_ih,
+                          const double *b_hh, const int64_t *lengths, int64_t T, int64_t B,
+                          int64_t I, int64_t H, double *work, size_t work_len,
+                          const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_lstm_forward_f64(y, h_n, c_n, gates, c_all, x, h0, c0, w_ih, w_hh, b_ih,
+                                    b_hh, lengths, T, B, I, H, work, work_len, blas, n_threads)
+
+cdef int lstm_backward_f32(float *dx, float *dh0, float *dc0, float *dw_ih, float *dw_hh,
+                           float *db_ih, float *db_hh, const float *dy, const float *dh_n,
+                           const float *dc_n, const float *gates, const float *c_all,
+                           const float *y, const float *x, const float *h0, const float *c0,
+                           const float *w_ih, const float *w_hh, const int64_t *lengths,
+                           int64_t T, int64_t B, int64_t I, int64_t H, float *work,
+                           size_t work_len, const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_lstm_backward_f32(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, dh_n, dc_n,
+                                     gates, c_all, y, x, h0, c0, w_ih, w_hh, lengths, T, B, I, H,
+                                     work, work_len, blas, n_threads)
+
+cdef int lstm_backward_f64(double *dx, double *dh0, double *dc0, double *dw_ih, double *dw_hh,
+                           double *db_ih, double *db_hh, const double *dy, const double *dh_n,
+                           const double *dc_n, const double *gates, const double *c_all,
+                           const double *y, const double *x, const double *h0,
+                           const double *c0, const double *w_ih, const double *w_hh,
+                           const int64_t *lengths, int64_t T, int64_t B, int64_t I, int64_t H,
+                           double *work, size_t work_len, const rnnfast_blas *blas,
+                           int n_threads) noexcept nogil:
+    return rnnfast_lstm_backward_f64(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dy, dh_n, dc_n,
+                                     gates, c_all, y, x, h0, c0, w_ih, w_hh, lengths, T, B, I, H,
+                                     work, work_len, blas, n_threads)
+
+cdef int gru_forward_f32(float *y, float *h_n, float *gates, float *hn_all, const float *x,
+                         const float *h0, const float *w_ih, const float *w_hh,
+                         const float *b_ih, const float *b_hh, const int64_t *lengths,
+                         int64_t T, int64_t B, int64_t I, int64_t H, float *work,
+                         size_t work_len, const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_gru_forward_f32(y, h_n, gates, hn_all, x, h0, w_ih, w_hh, b_ih, b_hh,
+                                   lengths, T, B, I, H, work, work_len, blas, n_threads)
+
+cdef int gru_forward_f64(double *y, double *h_n, double *gates, double *hn_all, const double *x,
+                         const double *h0, const double *w_ih, const double *w_hh,
+                         const double *b_ih, const double *b_hh, const int64_t *lengths,
+                         int64_t T, int64_t B, int64_t I, int64_t H, double *work,
+                         size_t work_len, const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_gru_forward_f64(y, h_n, gates, hn_all, x, h0, w_ih, w_hh, b_ih, b_hh,
+                                   lengths, T, B, I, H, work, work_len, blas, n_threads)
+
+cdef int gru_backward_f32(float *dx, float *dh0, float *dw_ih, float *dw_hh, float *db_ih,
+                          float *db_hh, const float *dy, const float *dh_n, const float *gates,
+                          const float *hn_all, const float *y, const float *x, const float *h0,
+                          const float *w_ih, const float *w_hh, const int64_t *lengths,
+                          int64_t T, int64_t B, int64_t I, int64_t H, float *work,
+                          size_t work_len, const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_gru_backward_f32(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dy, dh_n, gates, hn_all,
+                                    y, x, h0, w_ih, w_hh, lengths, T, B, I, H, work, work_len,
+                                    blas, n_threads)
+
+cdef int gru_backward_f64(double *dx, double *dh0, double *dw_ih, double *dw_hh, double *db_ih,
+                          double *db_hh, const double *dy, const double *dh_n,
+                          const double *gates, const double *hn_all, const double *y,
+                          const double *x, const double *h0, const double *w_ih,
+                          const double *w_hh, const int64_t *lengths, int64_t T, int64_t B,
+                          int64_t I, int64_t H, double *work, size_t work_len,
+                          const rnnfast_blas *blas, int n_threads) noexcept nogil:
+    return rnnfast_gru_backward_f64(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dy, dh_n, gates, hn_all,
+                                    y, x, h0, w_ih, w_hh, lengths, T, B, I, H, work, work_len,
+                                    blas, n_threads)
+
+
+# ---- Python-level helpers ---------------------------------------------------------------------
 def openmp_enabled():
     """True if the compiled kernels were built with OpenMP."""
     return bool(rnnfast_openmp_enabled())
+
+
+cdef inline void *_p(object arr):
+    """Data pointer of a C-contiguous array (as _validate returns them), or NULL for None."""
+    if arr is None:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+cdef inline int _threads() except -1:
+    n = get_num_threads()
+    return <int>min(int(n), 1 << 16)
+
+
+cdef inline _check(int rc):
+    if rc != 0:  # every argument was validated above, so this is a bug, not bad input
+        raise RuntimeError(f"rnnfast C kernel failed: {rnnfast_strerror(rc).decode()} (code {rc})")
+
+
+def _saved(cell, a, y, **extra):
+    return dict(cell=cell, backend="compiled", x=a.x, h0=a.h0, w_ih=a.w_ih, w_hh=a.w_hh,
+                has_b_ih=a.b_ih is not None, has_b_hh=a.b_hh is not None, lengths=a.lengths,
+                y=y, **extra)
+
+
+# ---- Elman RNN ---------------------------------------------------------------------------------
+cdef _rnn_forward(a, str nonlinearity, bint training):
+    cdef int64_t T = a.T, B = a.B, I = a.I, H = a.H
+    cdef bint f32 = a.x.dtype == np.float32
+    cdef int nl = RNNFAST_RELU if nonlinearity == "relu" else RNNFAST_TANH
+    y = np.empty((T, B, H), a.x.dtype)
+    h_n = np.empty((B, H), a.x.dtype)
+    cdef size_t n_work = rnnfast_rnn_forward_workspace(T, B, I, H)
+    work = np.empty(n_work, a.x.dtype)
+    cdef void *y_p = _p(y)
+    cdef void *hn_p = _p(h_n)
+    cdef void *x_p = _p(a.x)
+    cdef void *h0_p = _p(a.h0)
+    cdef void *wih_p = _p(a.w_ih)
+    cdef void *whh_p = _p(a.w_hh)
+    cdef void *bih_p = _p(a.b_ih)
+    cdef void *bhh_p = _p(a.b_hh)
+    cdef int64_t *len_p = <int64_t *>_p(a.lengths)
+    cdef void *w_p = _p(work)
+    cdef int nt = _threads()
+    cdef int rc
+    with nogil:
+        if f32:
+            rc = rnnfast_rnn_forward_f32(<float *>y_p, <float *>hn_p, <float *>x_p,
+                <float *>h0_p, <float *>wih_p, <float *>whh_p, <float *>bih_p, <float *>bhh_p,
+                len_p, nl, T, B, I, H, <float *>w_p, n_work, &_BLAS, nt)
+        else:
+            rc = rnnfast_rnn_forward_f64(<double *>y_p, <double *>hn_p, <double *>x_p,
+                <double *>h0_p, <double *>wih_p, <double *>whh_p, <double *>bih_p,
+                <double *>bhh_p, len_p, nl, T, B, I, H, <double *>w_p, n_work, &_BLAS, nt)
+    _check(rc)
+    saved = _saved("rnn", a, y, nonlinearity=nonlinearity) if training else None
+    return y, h_n, saved
+
+
+cdef _rnn_backward(g, s):
+    x = s["x"]
+    cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = s["w_hh"].shape[1]
+    cdef bint f32 = x.dtype == np.float32
+    cdef int nl = RNNFAST_RELU if s["nonlinearity"] == "relu" else RNNFAST_TANH
+    dx = np.empty((T, B, I), x.dtype)
+    dh0 = np.empty((B, H), x.dtype)
+    dw_ih = np.empty((H, I), x.dtype)
+    dw_hh = np.empty((H, H), x.dtype)
+    db_ih = np.empty(H, x.dtype) if s["has_b_ih"] else None
+    db_hh = np.empty(H, x.dtype) if s["has_b_hh"] else None
+    cdef size_t n_work = rnnfast_rnn_backward_workspace(T, B, I, H)
+    work = np.empty(n_work, x.dtype)
+    cdef void *dx_p = _p(dx)
+    cdef void *dh0_p = _p(dh0)
+    cdef void *dwih_p = _p(dw_ih)
+    cdef void *dwhh_p = _p(dw_hh)
+    cdef void *dbih_p = _p(db_ih)
+    cdef void *dbhh_p = _p(db_hh)
+    cdef void *dy_p = _p(g.dy)
+    cdef void *dhn_p = _p(g.dh_n)
+    cdef void *y_p = _p(s["y"])
+    cdef void *x_p = _p(x)
+    cdef void *h0_p = _p(s["h0"])
+    cdef void *wih_p = _p(s["w_ih"])
+    cdef void *whh_p = _p(s["w_hh"])
+    cdef int64_t *len_p = <int64_t *>_p(s["lengths"])
+    cdef void *w_p = _p(work)
+    cdef int nt = _threads()
+    cdef int rc
+    with nogil:
+        if f32:
+            rc = rnnfast_rnn_backward_f32(<float *>dx_p, <float *>dh0_p, <float *>dwih_p,
+                <float *>dwhh_p, <float *>dbih_p, <float *>dbhh_p, <float *>dy_p,
+                <float *>dhn_p, <float *>y_p, <float *>x_p, <float *>h0_p, <float *>wih_p,
+                <float *>whh_p, len_p, nl, T, B, I, H, <float *>w_p, n_work, &_BLAS, nt)
+        else:
+            rc = rnnfast_rnn_backward_f64(<double *>dx_p, <double *>dh0_p, <double *>dwih_p,
+                <double *>dwhh_p, <double *>dbih_p, <double *>dbhh_p, <double *>dy_p,
+                <double *>dhn_p, <double *>y_p, <double *>x_p, <double *>h0_p,
+                <double *>wih_p, <double *>whh_p, len_p, nl, T, B, I, H, <double *>w_p, n_work,
+                &_BLAS, nt)
+    _check(rc)
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh", lengths=None,
+                training=True):
+    """Elman RNN over a sequence; see rnnfast.reference.rnn_forward.
+
+    x (T, B, I), h0 (B, H) or None, w_ih (H, I), w_hh (H, H), b_ih, b_hh (H,) or None.
+    Returns y (T, B, H), h_n (B, H), saved (dict, or None when training=False).
+    """
+    nonlinearity = _validate.nonlinearity(nonlinearity)
+    a = _validate.forward("rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths)
+    return _rnn_forward(a, nonlinearity, training)
+
+
+def rnn_backward(dy, dh_n, saved):
+    """Backward of rnn_forward: dx (T, B, I), dh0 (B, H), dw_ih, dw_hh, db_ih, db_hh."""
+    s = _validate.saved_dict(saved, "rnn", "compiled")
+    g = _validate.backward("rnn", dy, dh_n, None, s)
+    return _rnn_backward(g, s)
+
+
+def rnn_step_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="tanh",
+                     training=True):
+    """One RNN step. x (B, I), h (B, H) or None. Returns h_new (B, H), saved (or None)."""
+    nonlinearity = _validate.nonlinearity(nonlinearity)
+    a = _validate.forward("rnn", x, h, None, w_ih, w_hh, b_ih, b_hh, step=True)
+    _, h_new, saved = _rnn_forward(a, nonlinearity, training)
+    return h_new, saved
+
+
+def rnn_step_backward(dh_new, saved):
+    """Backward of rnn_step_forward: dx (B, I), dh (B, H), dw_ih, dw_hh, db_ih, db_hh."""
+    s = _validate.saved_dict(saved, "rnn", "compiled")
+    _validate.backward("rnn", None, dh_new, None, s, step=True)
+    dx, dh, *dw = _rnn_backward(_validate.backward("rnn", None, dh_new, None, s), s)
+    return (dx[0], dh, *dw)
+
+
+# ---- LSTM --------------------------------------------------------------------------------------
+cdef _lstm_forward(a, bint training):
+    cdef int64_t T = a.T, B = a.B, I = a.I, H = a.H
+    cdef bint f32 = a.x.dtype == np.float32
+    dt = a.x.dtype
+    y = np.empty((T, B, H), dt)
+    h_n = np.empty((B, H), dt)
+    c_n = np.empty((B, H), dt)
+    gates = np.empty((T, B, 4 * H), dt) if training else None
+    c_all = np.empty((T, B, H), dt) if training else None
+    cdef size_t n_work = rnnfast_lstm_forward_workspace(T, B, I, H, training)
+    work = np.empty(n_work, dt)
+    cdef void *y_p = _p(y)
+    cdef void *hn_p = _p(h_n)
+    cdef void *cn_p = _p(c_n)
+    cdef void *g_p = _p(gates)
+    cdef void *ca_p = _p(c_all)
+    cdef void *x_p = _p(a.x)
+    cdef void *h0_p = _p(a.h0)
+    cdef void *c0_p = _p(a.c0)
+    cdef void *wih_p = _p(a.w_ih)
+    cdef void *whh_p = _p(a.w_hh)
+    cdef void *bih_p = _p(a.b_ih)
+    cdef void *bhh_p = _p(a.b_hh)
+    cdef int64_t *len_p = <int64_t *>_p(a.lengths)
+    cdef void *w_p = _p(work)
+    cdef int nt = _threads()
+    cdef int rc
+    with nogil:
+        if f32:
+            rc = rnnfast_lstm_forward_f32(<float *>y_p, <float *>hn_p, <float *>cn_p,
+                <float *>g_p, <float *>ca_p, <float *>x_p, <float *>h0_p, <float *>c0_p,
+                <float *>wih_p, <float *>whh_p, <float *>bih_p, <float *>bhh_p, len_p,
+                T, B, I, H, <float *>w_p, n_work, &_BLAS, nt)
+        else:
+            rc = rnnfast_lstm_forward_f64(<double *>y_p, <double *>hn_p, <double *>cn_p,
+                <double *>g_p, <double *>ca_p, <double *>x_p, <double *>h0_p, <double *>c0_p,
+                <double *>wih_p, <double *>whh_p, <double *>bih_p, <double *>bhh_p, len_p,
+                T, B, I, H, <double *>w_p, n_work, &_BLAS, nt)
+    _check(rc)
+    saved = _saved("lstm", a, y, c0=a.c0, gates=gates, c=c_all) if training else None
+    return y, h_n, c_n, saved
+
+
+cdef _lstm_backward(g, s):
+    x = s["x"]
+    cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = s["w_hh"].shape[1]
+    cdef bint f32 = x.dtype == np.float32
+    dt = x.dtype
+    dx = np.empty((T, B, I), dt)
+    dh0 = np.empty((B, H), dt)
+    dc0 = np.empty((B, H), dt)
+    dw_ih = np.empty((4 * H, I), dt)
+    dw_hh = np.empty((4 * H, H), dt)
+    db_ih = np.empty(4 * H, dt) if s["has_b_ih"] else None
+    db_hh = np.empty(4 * H, dt) if s["has_b_hh"] else None
+    cdef size_t n_work = rnnfast_lstm_backward_workspace(T, B, I, H)
+    work = np.empty(n_work, dt)
+    cdef void *dx_p = _p(dx)
+    cdef void *dh0_p = _p(dh0)
+    cdef void *dc0_p = _p(dc0)
+    cdef void *dwih_p = _p(dw_ih)
+    cdef void *dwhh_p = _p(dw_hh)
+    cdef void *dbih_p = _p(db_ih)
+    cdef void *dbhh_p = _p(db_hh)
+    cdef void *dy_p = _p(g.dy)
+    cdef void *dhn_p = _p(g.dh_n)
+    cdef void *dcn_p = _p(g.dc_n)
+    cdef void *gates_p = _p(s["gates"])
+    cdef void *ca_p = _p(s["c"])
+    cdef void *y_p = _p(s["y"])
+    cdef void *x_p = _p(x)
+    cdef void *h0_p = _p(s["h0"])
+    cdef void *c0_p = _p(s["c0"])
+    cdef void *wih_p = _p(s["w_ih"])
+    cdef void *whh_p = _p(s["w_hh"])
+    cdef int64_t *len_p = <int64_t *>_p(s["lengths"])
+    cdef void *w_p = _p(work)
+    cdef int nt = _threads()
+    cdef int rc
+    with nogil:
+        if f32:
+            rc = rnnfast_lstm_backward_f32(<float *>dx_p, <float *>dh0_p, <float *>dc0_p,
+                <float *>dwih_p, <float *>dwhh_p, <float *>dbih_p, <float *>dbhh_p,
+                <float *>dy_p, <float *>dhn_p, <float *>dcn_p, <float *>gates_p,
+                <float *>ca_p, <float *>y_p, <float *>x_p, <float *>h0_p, <float *>c0_p,
+                <float *>wih_p, <float *>whh_p, len_p, T, B, I, H, <float *>w_p, n_work,
+                &_BLAS, nt)
+        else:
+            rc = rnnfast_lstm_backward_f64(<double *>dx_p, <double *>dh0_p, <double *>dc0_p,
+                <double *>dwih_p, <double *>dwhh_p, <double *>dbih_p, <double *>dbhh_p,
+                <double *>dy_p, <double *>dhn_p, <double *>dcn_p, <double *>gates_p,
+                <double *>ca_p, <double *>y_p, <double *>x_p, <double *>h0_p, <double *>c0_p,
+                <double *>wih_p, <double *>whh_p, len_p, T, B, I, H, <double *>w_p, n_work,
+                &_BLAS, nt)
+    _check(rc)
+    return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, lengths=None, training=True):
+    """LSTM over a sequence; see rnnfast.reference.lstm_forward.
+
+    x (T, B, I), h0, c0 (B, H) or None, w_ih (4H, I), w_hh (4H, H), b_ih, b_hh (4H,) or None.
+    Returns y (T, B, H), h_n, c_n (B, H), saved (dict, or None when training=False).
+    """
+    a = _validate.forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
+    return _lstm_forward(a, training)
+
+
+def lstm_backward(dy, dh_n, dc_n, saved):
+    """Backward of lstm_forward: dx (T, B, I), dh0, dc0 (B, H), dw_ih, dw_hh, db_ih, db_hh."""
+    s = _validate.saved_dict(saved, "lstm", "compiled")
+    g = _validate.backward("lstm", dy, dh_n, dc_n, s)
+    return _lstm_backward(g, s)
+
+
+def lstm_step_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, training=True):
+    """One LSTM step. x (B, I), h, c (B, H) or None. Returns h_new, c_new (B, H), saved."""
+    a = _validate.forward("lstm", x, h, c, w_ih, w_hh, b_ih, b_hh, step=True)
+    _, h_new, c_new, saved = _lstm_forward(a, training)
+    return h_new, c_new, saved
+
+
+def lstm_step_backward(dh_new, dc_new, saved):
+    """Backward of lstm_step_forward: dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh."""
+    s = _validate.saved_dict(saved, "lstm", "compiled")
+    _validate.backward("lstm", None, dh_new, dc_new, s, step=True)
+    dx, dh, dc, *dw = _lstm_backward(_validate.backward("lstm", None, dh_new, dc_new, s), s)
+    return (dx[0], dh, dc, *dw)
+
+
+# ---- GRU ---------------------------------------------------------------------------------------
+cdef _gru_forward(a, bint training):
+    cdef int64_t T = a.T, B = a.B, I = a.I, H = a.H
+    cdef bint f32 = a.x.dtype == np.float32
+    dt = a.x.dtype
+    y = np.empty((T, B, H), dt)
+    h_n = np.empty((B, H), dt)
+    gates = np.empty((T, B, 3 * H), dt) if training else None
+    hn_all = np.empty((T, B, H), dt) if training else None
+    cdef size_t n_work = rnnfast_gru_forward_workspace(T, B, I, H, training)
+    work = np.empty(n_work, dt)
+    cdef void *y_p = _p(y)
+    cdef void *hn_p = _p(h_n)
+    cdef void *g_p = _p(gates)
+    cdef void *hna_p = _p(hn_all)
+    cdef void *x_p = _p(a.x)
+    cdef void *h0_p = _p(a.h0)
+    cdef void *wih_p = _p(a.w_ih)
+    cdef void *whh_p = _p(a.w_hh)
+    cdef void *bih_p = _p(a.b_ih)
+    cdef void *bhh_p = _p(a.b_hh)
+    cdef int64_t *len_p = <int64_t *>_p(a.lengths)
+    cdef void *w_p = _p(work)
+    cdef int nt = _threads()
+    cdef int rc
+    with nogil:
+        if f32:
+            rc = rnnfast_gru_forward_f32(<float *>y_p, <float *>hn_p, <float *>g_p,
+                <float *>hna_p, <float *>x_p, <float *>h0_p, <float *>wih_p, <float *>whh_p,
+                <float *>bih_p, <float *>bhh_p, len_p, T, B, I, H, <float *>w_p, n_work,
+                &_BLAS, nt)
+        else:
+            rc = rnnfast_gru_forward_f64(<double *>y_p, <double *>hn_p, <double *>g_p,
+                <double *>hna_p, <double *>x_p, <double *>h0_p, <double *>wih_p,
+                <double *>whh_p, <double *>bih_p, <double *>bhh_p, len_p, T, B, I, H,
+                <double *>w_p, n_work, &_BLAS, nt)
+    _check(rc)
+    saved = _saved("gru", a, y, gates=gates, hn=hn_all) if training else None
+    return y, h_n, saved
+
+
+cdef _gru_backward(g, s):
+    x = s["x"]
+    cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = s["w_hh"].shape[1]
+    cdef bint f32 = x.dtype == np.float32
+    dt = x.dtype
+    dx = np.empty((T, B, I), dt)
+    dh0 = np.empty((B, H), dt)
+    dw_ih = np.empty((3 * H, I), dt)
+    dw_hh = np.empty((3 * H, H), dt)
+    db_ih = np.empty(3 * H, dt) if s["has_b_ih"] else None
+    db_hh = np.empty(3 * H, dt) if s["has_b_hh"] else None
+    cdef size_t n_work = rnnfast_gru_backward_workspace(T, B, I, H)
+    work = np.empty(n_work, dt)
+    cdef void *dx_p = _p(dx)
+    cdef void *dh0_p = _p(dh0)
+    cdef void *dwih_p = _p(dw_ih)
+    cdef void *dwhh_p = _p(dw_hh)
+    cdef void *dbih_p = _p(db_ih)
+    cdef void *dbhh_p = _p(db_hh)
+    cdef void *dy_p = _p(g.dy)
+    cdef void *dhn_p = _p(g.dh_n)
+    cdef void *gates_p = _p(s["gates"])
+    cdef void *hna_p = _p(s["hn"])
+    cdef void *y_p = _p(s["y"])
+    cdef void *x_p = _p(x)
+    cdef void *h0_p = _p(s["h0"])
+    cdef void *wih_p = _p(s["w_ih"])
+    cdef void *whh_p = _p(s["w_hh"])
+    cdef int64_t *len_p = <int64_t *>_p(s["lengths"])
+    cdef void *w_p = _p(work)
+    cdef int nt = _threads()
+    cdef int rc
+    with nogil:
+        if f32:
+            rc = rnnfast_gru_backward_f32(<float *>dx_p, <float *>dh0_p, <float *>dwih_p,
+                <float *>dwhh_p, <float *>dbih_p, <float *>dbhh_p, <float *>dy_p,
+                <float *>dhn_p, <float *>gates_p, <float *>hna_p, <float *>y_p, <float *>x_p,
+                <float *>h0_p, <float *>wih_p, <float *>whh_p, len_p, T, B, I, H,
+                <float *>w_p, n_work, &_BLAS, nt)
+        else:
+            rc = rnnfast_gru_backward_f64(<double *>dx_p, <double *>dh0_p, <double *>dwih_p,
+                <double *>dwhh_p, <double *>dbih_p, <double *>dbhh_p, <double *>dy_p,
+                <double *>dhn_p, <double *>gates_p, <double *>hna_p, <double *>y_p,
+                <double *>x_p, <double *>h0_p, <double *>wih_p, <double *>whh_p, len_p,
+                T, B, I, H, <double *>w_p, n_work, &_BLAS, nt)
+    _check(rc)
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, lengths=None, training=True):
+    """GRU over a sequence; see rnnfast.reference.gru_forward.
+
+    x (T, B, I), h0 (B, H) or None, w_ih (3H, I), w_hh (3H, H), b_ih, b_hh (3H,) or None.
+    Returns y (T, B, H), h_n (B, H), saved (dict, or None when training=False).
+    """
+    a = _validate.forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths)
+    return _gru_forward(a, training)
+
+
+def gru_backward(dy, dh_n, saved):
+    """Backward of gru_forward: dx (T, B, I), dh0 (B, H), dw_ih, dw_hh, db_ih, db_hh."""
+    s = _validate.saved_dict(saved, "gru", "compiled")
+    g = _validate.backward("gru", dy, dh_n, None, s)
+    return _gru_backward(g, s)
+
+
+def gru_step_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, training=True):
+    """One GRU step. x (B, I), h (B, H) or None. Returns h_new (B, H), saved (or None)."""
+    a = _validate.forward("gru", x, h, None, w_ih, w_hh, b_ih, b_hh, step=True)
+    _, h_new, saved = _gru_forward(a, training)
+    return h_new, saved
+
+
+def gru_step_backward(dh_new, saved):
+    """Backward of gru_step_forward: dx (B, I), dh (B, H), dw_ih, dw_hh, db_ih, db_hh."""
+    s = _validate.saved_dict(saved, "gru", "compiled")
+    _validate.backward("gru", None, dh_new, None, s, step=True)
+    dx, dh, *dw = _gru_backward(_validate.backward("gru", None, dh_new, None, s), s)
+    return (dx[0], dh, *dw)

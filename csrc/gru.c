@@ -1,0 +1,285 @@
+/* gru.c: GRU sequence kernels, forward and backward side by side, float and double from one
+ * source (this file includes itself once per dtype; see lstm.c).
+ *
+ *   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr); z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+ *   n = tanh(W_in x + b_in + r*(W_hn h + b_hn)); h_t = (1-z)*n + z*h_{t-1}
+ *
+ * The reset gate multiplies the hidden product (PyTorch/cuDNN), so the per-step product
+ * hh = W_hh h_{t-1} + b_hh goes to its own (B,3H) buffer rather than into the projection; one
+ * fused pass then combines it with the precomputed input projection, keeps r, z, n and
+ * hn = W_hn h + b_hn for backward, and writes y[t]. Backward keeps the hidden-side gate gradient
+ * (its n part is r*dn) in its own buffer so dW_hh stays one GEMM. Small problems: one OpenMP
+ * region, a batch slice per thread (see rf_common.h).
+ */
+#ifndef RF_REAL_DEFINED
+#include "rf_common.h"
+
+size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H, int training) {
+    const int64_t G = 3, GH = G * H;
+    if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
+    int64_t n = rf_pad(B * GH);                                     /* hh */
+    if (rf_small(B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH);    /* W_hh^T, W_ih^T */
+    if (!training) n += rf_pad(rf_chunk_steps(T, B, GH) * B * GH);  /* projection chunk */
+    return (size_t)n;
+}
+
+size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
+    const int64_t G = 3, GH = G * H;
+    if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
+    return (size_t)(2 * rf_pad(T * B * GH) + rf_pad(T * B));       /* da_in, da_hh, ones */
+}
+
+#define RF_REAL_DEFINED
+#define real float
+#define RF_F(n) n##_f32
+#define RF_SFX f32
+#define RF_IS_F32 1
+#include "gru.c"
+#undef real
+#undef RF_F
+#undef RF_SFX
+#undef RF_IS_F32
+#define real double
+#define RF_F(n) n##_f64
+#define RF_SFX f64
+#define RF_IS_F32 0
+#include "gru.c"
+#undef real
+#undef RF_F
+#undef RF_SFX
+#undef RF_IS_F32
+
+#else /* ---- templated body ------------------------------------------------------------------ */
+#include "rf_real.h"
+
+typedef struct {
+    real *y, *h, *gates, *hn_all, *chunk, *hh;
+    const real *x, *b_ih, *b_hh, *WiT, *WhT;
+    const int64_t *lengths;
+    int64_t T, B, I, H, Tc;
+} RF_F(gru_fwd);
+
+/* Rows [b0,b1) of step t: P_t (B,3H) holds W_ih x_t + b_ih, hh (B,3H) holds W_hh h + b_hh. */
+RF_CLONES static void RF_F(gru_gates_forward)(const RF_F(gru_fwd) *a, int64_t t, real *P_t,
+                                             int64_t b0, int64_t b1) {
+    const int64_t B = a->B, H = a->H, GH = 3 * H;
+    const int training = a->gates != NULL;
+    for (int64_t b = b0; b < b1; b++) {
+        real *xp = P_t + b * GH;
+        const real *hh = a->hh + b * GH;
+        real *y_tb = a->y + (t * B + b) * H, *h_b = a->h + b * H;
+        real *hn_tb = training ? a->hn_all + (t * B + b) * H : NULL;
+        if (!rf_valid(a->lengths, t, b)) {
+            memset(y_tb, 0, (size_t)H * sizeof(real));
+            if (training) memset(hn_tb, 0, (size_t)H * sizeof(real));
+            continue;
+        }
+        real *xr = xp, *xz = xp + H, *xn = xp + 2 * H;
+        const real *hr = hh, *hz = hh + H, *hn = hh + 2 * H;
+        if (training) {
+            for (int64_t j = 0; j < H; j++) {
+                real r = RF_F(rf_sigmoid)(xr[j] + hr[j]);
+                real z = RF_F(rf_sigmoid)(xz[j] + hz[j]);
+                real n = RF_F(rf_tanh)(xn[j] + r * hn[j]);
+                real h = (1 - z) * n + z * h_b[j];
+                xr[j] = r; xz[j] = z; xn[j] = n; hn_tb[j] = hn[j]; /* kept for backward */
+                y_tb[j] = h_b[j] = h;
+            }
+        } else {
+            for (int64_t j = 0; j < H; j++) {
+                real r = RF_F(rf_sigmoid)(xr[j] + hr[j]);
+                real z = RF_F(rf_sigmoid)(xz[j] + hz[j]);
+                real n = RF_F(rf_tanh)(xn[j] + r * hn[j]);
+                y_tb[j] = h_b[j] = (1 - z) * n + z * h_b[j];
+            }
+        }
+    }
+}
+
+static real *RF_F(gru_chunk)(const RF_F(gru_fwd) *a, int64_t t0) {
+    return a->gates ? a->gates + t0 * a->B * 3 * a->H : a->chunk;
+}
+
+static void RF_F(gru_forward_slice)(const RF_F(gru_fwd) *a, int64_t b0, int64_t b1) {
+    const int64_t B = a->B, I = a->I, H = a->H, GH = 3 * H;
+    for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
+        const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
+        real *P = RF_F(gru_chunk)(a, t0);
+        for (int64_t b = b0; b < b1; b++) {
+            RF_F(rf_fill_rows)(P + b * GH, tc, B * GH, a->b_ih, GH);
+            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, a->WiT, GH, P + b * GH, B * GH);
+        }
+        for (int64_t t = t0; t < t0 + tc; t++) {
+            /* hh[b0:b1] = b_hh + h_{t-1} W_hh^T */
+            RF_F(rf_fill_rows)(a->hh + b0 * GH, b1 - b0, GH, a->b_hh, GH);
+            RF_F(rf_mm)(b1 - b0, GH, H, a->h + b0 * H, H, a->WhT, GH, a->hh + b0 * GH, GH);
+            RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1);
+        }
+    }
+}
+
+RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
+    /* y (T,B,H), h_n (B,H), gates (T,B,3H), hn_all (T,B,H), x (T,B,I), h0 (B,H),
+     * w_ih (3H,I), w_hh (3H,H), b_ih b_hh (3H) */
+    if (!y || !h_n || !x || !w_ih || !w_hh || !work || !RF_F(rf_blas_ok)(blas))
+        return RNNFAST_ERR_NULL;
+    if ((gates == NULL) != (hn_all == NULL) || n_threads < 1) return RNNFAST_ERR_ARG;
+    if (!rf_sizes_ok(T, B, I, H, 3)) return RNNFAST_ERR_SIZE;
+    if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
+    const int training = gates != NULL;
+    if (work_len < rnnfast_gru_forward_workspace(T, B, I, H, training))
+        return RNNFAST_ERR_WORKSPACE;
+    const int64_t GH = 3 * H;
+    const int small = rf_small(B, 3, H);
+    RF_F(gru_fwd) a = {0};
+    a.y = y; a.h = h_n; a.gates = gates; a.hn_all = hn_all; a.x = x; a.b_ih = b_ih;
+    a.b_hh = b_hh; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
+    real *w = work;
+    a.hh = w;
+    w += rf_pad(B * GH);
+    if (small) {
+        real *wit = w, *wht = w + rf_pad(I * GH);
+        RF_F(rf_transpose)(wit, w_ih, GH, I);
+        RF_F(rf_transpose)(wht, w_hh, GH, H);
+        a.WiT = wit; a.WhT = wht;
+        w += rf_pad(I * GH) + rf_pad(H * GH);
+    }
+    a.Tc = training ? T : rf_chunk_steps(T, B, GH);
+    a.chunk = training ? NULL : w;
+    RF_F(rf_copy_or_zero)(h_n, h0, B * H);
+
+    if (small) {
+        const int nt = rf_threads(n_threads, B);
+        if (nt == 1) {
+            RF_F(gru_forward_slice)(&a, 0, B);
+        } else {
+#ifdef RNNFAST_OPENMP
+#pragma omp parallel num_threads(nt)
+            {
+                int64_t b0, b1;
+                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
+                RF_F(gru_forward_slice)(&a, b0, b1);
+            }
+#endif
+        }
+        return RNNFAST_OK;
+    }
+    for (int64_t t0 = 0; t0 < T; t0 += a.Tc) {
+        const int64_t tc = a.Tc < T - t0 ? a.Tc : T - t0;
+        real *P = RF_F(gru_chunk)(&a, t0);
+        RF_F(rf_fill_rows)(P, tc * B, GH, b_ih, GH);
+        /* P (tc*B,3H) += x (tc*B,I) @ w_ih^T */
+        RF_F(rf_gemm)(blas, 'N', 'T', tc * B, GH, I, 1, x + t0 * B * I, I, w_ih, I, 1, P, GH);
+        for (int64_t t = t0; t < t0 + tc; t++) {
+            /* hh (B,3H) = b_hh + h_{t-1} (B,H) @ w_hh^T */
+            RF_F(rf_fill_rows)(a.hh, B, GH, b_hh, GH);
+            RF_F(rf_gemm)(blas, 'N', 'T', B, GH, H, 1, h_n, H, w_hh, H, 1, a.hh, GH);
+            RF_F(gru_gates_forward)(&a, t, P + (t - t0) * B * GH, 0, B);
+        }
+    }
+    return RNNFAST_OK;
+}
+
+typedef struct {
+    real *dh, *da_in, *da_hh;
+    const real *dy, *gates, *hn_all, *y, *h0, *w_hh;
+    const int64_t *lengths;
+    int64_t T, B, H;
+} RF_F(gru_bwd);
+
+RF_CLONES static void RF_F(gru_gates_backward)(const RF_F(gru_bwd) *a, int64_t t, int64_t b0,
+                                              int64_t b1) {
+    const int64_t B = a->B, H = a->H, GH = 3 * H;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t tb = t * B + b;
+        real *di = a->da_in + tb * GH, *dhh = a->da_hh + tb * GH, *dh = a->dh + b * H;
+        if (!rf_valid(a->lengths, t, b)) {
+            memset(di, 0, (size_t)GH * sizeof(real));
+            memset(dhh, 0, (size_t)GH * sizeof(real));
+            continue;
+        }
+        const real *g = a->gates + tb * GH, *hn = a->hn_all + tb * H;
+        const real *gr = g, *gz = g + H, *gn = g + 2 * H;
+        const real *h_prev = t > 0 ? a->y + (tb - B) * H : (a->h0 ? a->h0 + b * H : NULL);
+        const real *dy = a->dy ? a->dy + tb * H : NULL;
+        for (int64_t j = 0; j < H; j++) {
+            real r = gr[j], z = gz[j], n = gn[j], hp = h_prev ? h_prev[j] : 0;
+            real d_h = (dy ? dy[j] : 0) + dh[j];
+            /* forward: h_t = (1-z)*n + z*h_{t-1}; n = tanh(a_n + r*hn); r, z = sigmoid(.) */
+            real d_an = d_h * (1 - z) * (1 - n * n);
+            real d_r = d_an * hn[j] * r * (1 - r);
+            real d_z = d_h * (hp - n) * z * (1 - z);
+            di[j] = dhh[j] = d_r;
+            di[H + j] = dhh[H + j] = d_z;
+            di[2 * H + j] = d_an;
+            dhh[2 * H + j] = d_an * r;
+            dh[j] = d_h * z; /* the caller adds da_hh[t] @ W_hh */
+        }
+    }
+}
+
+static void RF_F(gru_backward_slice)(const RF_F(gru_bwd) *a, int64_t b0, int64_t b1) {
+    const int64_t B = a->B, H = a->H, GH = 3 * H;
+    for (int64_t t = a->T - 1; t >= 0; t--) {
+        RF_F(gru_gates_backward)(a, t, b0, b1);
+        RF_F(rf_mm)(b1 - b0, H, GH, a->da_hh + (t * B + b0) * GH, GH, a->w_hh, H,
+                    a->dh + b0 * H, H);
+    }
+}
+
+RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
+    /* dx (T,B,I), dh0 (B,H), dw_ih (3H,I), dw_hh (3H,H), db_ih db_hh (3H); dy (T,B,H),
+     * dh_n (B,H); gates (T,B,3H), hn_all y (T,B,H), x (T,B,I), h0 (B,H) */
+    if (!dx || !dh0 || !dw_ih || !dw_hh || !gates || !hn_all || !y || !x || !w_ih || !w_hh ||
+        !work || !RF_F(rf_blas_ok)(blas))
+        return RNNFAST_ERR_NULL;
+    if (n_threads < 1) return RNNFAST_ERR_ARG;
+    if (!rf_sizes_ok(T, B, I, H, 3)) return RNNFAST_ERR_SIZE;
+    if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
+    if (work_len < rnnfast_gru_backward_workspace(T, B, I, H)) return RNNFAST_ERR_WORKSPACE;
+    const int64_t GH = 3 * H, TB = T * B;
+    RF_F(gru_bwd) a = {0};
+    a.dh = dh0; a.da_in = work; a.da_hh = work + rf_pad(TB * GH); a.dy = dy; a.gates = gates;
+    a.hn_all = hn_all; a.y = y; a.h0 = h0; a.w_hh = w_hh; a.lengths = lengths;
+    a.T = T; a.B = B; a.H = H;
+    real *ones = work + 2 * rf_pad(TB * GH);
+    RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
+
+    if (rf_small(B, 3, H)) {
+        const int nt = rf_threads(n_threads, B);
+        if (nt == 1) {
+            RF_F(gru_backward_slice)(&a, 0, B);
+        } else {
+#ifdef RNNFAST_OPENMP
+#pragma omp parallel num_threads(nt)
+            {
+                int64_t b0, b1;
+                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
+                RF_F(gru_backward_slice)(&a, b0, b1);
+            }
+#endif
+        }
+    } else {
+        for (int64_t t = T - 1; t >= 0; t--) {
+            RF_F(gru_gates_backward)(&a, t, 0, B);
+            /* dh (B,H) += da_hh[t] (B,3H) @ w_hh (3H,H) */
+            RF_F(rf_gemm)(blas, 'N', 'N', B, H, GH, 1, a.da_hh + t * B * GH, GH, w_hh, H, 1,
+                          dh0, H);
+        }
+    }
+    /* dx = da_in @ w_ih; dw_ih = da_in^T @ x; dw_hh = da_hh^T @ (h0, y[0..T-2]) */
+    RF_F(rf_gemm)(blas, 'N', 'N', TB, I, GH, 1, a.da_in, GH, w_ih, I, 0, dx, I);
+    RF_F(rf_gemm)(blas, 'T', 'N', GH, I, TB, 1, a.da_in, GH, x, I, 0, dw_ih, I);
+    if (T > 1)
+        RF_F(rf_gemm)(blas, 'T', 'N', GH, H, (T - 1) * B, 1, a.da_hh + B * GH, GH, y, H, 0,
+                      dw_hh, H);
+    if (h0)
+        RF_F(rf_gemm)(blas, 'T', 'N', GH, H, B, 1, a.da_hh, GH, h0, H, T > 1 ? 1 : 0, dw_hh, H);
+    else if (T == 1)
+        memset(dw_hh, 0, (size_t)(GH * H) * sizeof(real));
+    if (db_ih) RF_F(rf_colsum)(blas, db_ih, a.da_in, TB, GH, ones);
+    if (db_hh) RF_F(rf_colsum)(blas, db_hh, a.da_hh, TB, GH, ones);
+    return RNNFAST_OK;
+}
+
+#endif

@@ -1,0 +1,308 @@
+/* lstm.c: LSTM sequence kernels, forward and backward side by side, float and double.
+ *
+ * One source for both dtypes: the bottom half of this file is the templated body; the top half
+ * includes this same file twice, once with real = float (names _f32) and once with double (_f64).
+ *
+ *   (i, f, g, o) = split(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh); i, f, o = sigmoid; g = tanh;
+ *   c_t = f*c_{t-1} + i*g; h_t = o*tanh(c_t)
+ *
+ * Speed architecture (DESIGN.md): the input projection of all steps is one product before the
+ * time loop (in chunks of steps in inference, to keep memory O(B*H)); per step one product
+ * accumulates W_hh h_{t-1} into that step's slice of the projection, then one fused pass
+ * activates the gates in place (kept for backward), updates c and h, and writes y[t]. Backward
+ * runs the fused gate-gradient pass and dgates_t @ W_hh per step, then dx, dW_ih and dW_hh as
+ * single GEMMs over all steps after the loop. Small problems run the whole time loop inside one
+ * OpenMP region, each thread owning a batch slice (rf_small in rf_common.h); large ones call the
+ * BLAS per step from the calling thread. What it is not: a general LSTM (no peepholes, no
+ * projection, no dropout); multi-layer and bidirectional stacks are built above, in Python.
+ */
+#ifndef RF_REAL_DEFINED
+#include "rf_common.h"
+
+size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H, int training) {
+    const int64_t G = 4, GH = G * H;
+    if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
+    int64_t n = rf_pad(GH);                                  /* bias sum */
+    if (rf_small(B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH); /* W_hh^T, W_ih^T */
+    if (!training) n += rf_pad(rf_chunk_steps(T, B, GH) * B * GH); /* projection chunk */
+    return (size_t)n;
+}
+
+size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
+    const int64_t G = 4, GH = G * H;
+    if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
+    return (size_t)(rf_pad(T * B * GH) + rf_pad(T * B)); /* gate gradients, ones */
+}
+
+#define RF_REAL_DEFINED
+#define real float
+#define RF_F(n) n##_f32
+#define RF_SFX f32
+#define RF_IS_F32 1
+#include "lstm.c"
+#undef real
+#undef RF_F
+#undef RF_SFX
+#undef RF_IS_F32
+#define real double
+#define RF_F(n) n##_f64
+#define RF_SFX f64
+#define RF_IS_F32 0
+#include "lstm.c"
+#undef real
+#undef RF_F
+#undef RF_SFX
+#undef RF_IS_F32
+
+#else /* ---- templated body: real, RF_F(), RF_IS_F32 ---------------------------------------- */
+#include "rf_real.h"
+
+typedef struct {
+    real *y, *h, *c, *gates, *c_all, *chunk;   /* h, c: the running state, in h_n, c_n */
+    const real *x, *bias, *WiT, *WhT;          /* WiT (I,4H), WhT (H,4H): small path only */
+    const int64_t *lengths;
+    int64_t T, B, I, H, Tc;
+} RF_F(lstm_fwd);
+
+/* The fused pass for rows [b0,b1) of step t. P_t (B,4H) holds the pre-activations; when training,
+ * the activated gates replace them and c_all[t] gets the cell state. Past a sequence's length:
+ * y = 0, state frozen. */
+RF_CLONES static void RF_F(lstm_gates_forward)(const RF_F(lstm_fwd) *a, int64_t t, real *P_t,
+                                              int64_t b0, int64_t b1) {
+    const int64_t B = a->B, H = a->H;
+    const int training = a->gates != NULL;
+    for (int64_t b = b0; b < b1; b++) {
+        real *pre = P_t + b * 4 * H;
+        real *y_tb = a->y + (t * B + b) * H;
+        real *h_b = a->h + b * H, *c_b = a->c + b * H;
+        real *cs_tb = training ? a->c_all + (t * B + b) * H : NULL;
+        if (!rf_valid(a->lengths, t, b)) {
+            memset(y_tb, 0, (size_t)H * sizeof(real));
+            if (training) memcpy(cs_tb, c_b, (size_t)H * sizeof(real));
+            continue;
+        }
+        real *pi = pre, *pf = pre + H, *pg = pre + 2 * H, *po = pre + 3 * H;
+        if (training) {
+            for (int64_t j = 0; j < H; j++) {
+                real i = RF_F(rf_sigmoid)(pi[j]), f = RF_F(rf_sigmoid)(pf[j]);
+                real g = RF_F(rf_tanh)(pg[j]), o = RF_F(rf_sigmoid)(po[j]);
+                real c = f * c_b[j] + i * g;
+                real h = o * RF_F(rf_tanh)(c);
+                pi[j] = i; pf[j] = f; pg[j] = g; po[j] = o; /* kept for backward */
+                cs_tb[j] = c_b[j] = c;
+                y_tb[j] = h_b[j] = h;
+            }
+        } else {
+            for (int64_t j = 0; j < H; j++) {
+                real i = RF_F(rf_sigmoid)(pi[j]), f = RF_F(rf_sigmoid)(pf[j]);
+                real g = RF_F(rf_tanh)(pg[j]), o = RF_F(rf_sigmoid)(po[j]);
+                real c = f * c_b[j] + i * g;
+                c_b[j] = c;
+                y_tb[j] = h_b[j] = o * RF_F(rf_tanh)(c);
+            }
+        }
+    }
+}
+
+/* Projection buffer of chunk starting at t0: the saved gates when training, else the chunk. */
+static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
+    return a->gates ? a->gates + t0 * a->B * 4 * a->H : a->chunk;
+}
+
+/* Small path: rows [b0,b1) for all T steps, on one thread, with our own products. */
+static void RF_F(lstm_forward_slice)(const RF_F(lstm_fwd) *a, int64_t b0, int64_t b1) {
+    const int64_t B = a->B, I = a->I, H = a->H, GH = 4 * H;
+    for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
+        const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
+        real *P = RF_F(lstm_chunk)(a, t0);
+        /* input projection of the chunk: for each sequence, its tc steps as one product */
+        for (int64_t b = b0; b < b1; b++) {
+            RF_F(rf_fill_rows)(P + b * GH, tc, B * GH, a->bias, GH);
+            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, a->WiT, GH, P + b * GH, B * GH);
+        }
+        for (int64_t t = t0; t < t0 + tc; t++) {
+            real *P_t = P + (t - t0) * B * GH;
+            /* P_t += h_{t-1} W_hh^T, this thread's rows */
+            RF_F(rf_mm)(b1 - b0, GH, H, a->h + b0 * H, H, a->WhT, GH, P_t + b0 * GH, GH);
+            RF_F(lstm_gates_forward)(a, t, P_t, b0, b1);
+        }
+    }
+}
+
+RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
+    /* y (T,B,H), h_n c_n (B,H), gates (T,B,4H), c_all (T,B,H), x (T,B,I), h0 c0 (B,H),
+     * w_ih (4H,I), w_hh (4H,H), b_ih b_hh (4H) */
+    if (!y || !h_n || !c_n || !x || !w_ih || !w_hh || !work || !RF_F(rf_blas_ok)(blas))
+        return RNNFAST_ERR_NULL;
+    if ((gates == NULL) != (c_all == NULL) || n_threads < 1) return RNNFAST_ERR_ARG;
+    if (!rf_sizes_ok(T, B, I, H, 4)) return RNNFAST_ERR_SIZE;
+    if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
+    const int training = gates != NULL;
+    if (work_len < rnnfast_lstm_forward_workspace(T, B, I, H, training))
+        return RNNFAST_ERR_WORKSPACE;
+    const int64_t GH = 4 * H;
+    const int small = rf_small(B, 4, H);
+
+    RF_F(lstm_fwd) a = {0};
+    a.y = y; a.h = h_n; a.c = c_n; a.gates = gates; a.c_all = c_all;
+    a.x = x; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
+    real *w = work;
+    a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, GH) ? w : NULL;
+    w += rf_pad(GH);
+    if (small) {
+        real *wit = w, *wht = w + rf_pad(I * GH);
+        RF_F(rf_transpose)(wit, w_ih, GH, I);
+        RF_F(rf_transpose)(wht, w_hh, GH, H);
+        a.WiT = wit; a.WhT = wht;
+        w += rf_pad(I * GH) + rf_pad(H * GH);
+    }
+    a.Tc = training ? T : rf_chunk_steps(T, B, GH);
+    a.chunk = training ? NULL : w;
+    RF_F(rf_copy_or_zero)(h_n, h0, B * H);
+    RF_F(rf_copy_or_zero)(c_n, c0, B * H);
+
+    if (small) {
+        const int nt = rf_threads(n_threads, B);
+        if (nt == 1) {
+            RF_F(lstm_forward_slice)(&a, 0, B);
+        } else {
+#ifdef RNNFAST_OPENMP
+#pragma omp parallel num_threads(nt)
+            {   /* each thread owns a batch slice for all T steps: no barrier */
+                int64_t b0, b1;
+                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
+                RF_F(lstm_forward_slice)(&a, b0, b1);
+            }
+#endif
+        }
+        return RNNFAST_OK;
+    }
+
+    /* large path: BLAS products from this thread, element-wise work on this thread */
+    for (int64_t t0 = 0; t0 < T; t0 += a.Tc) {
+        const int64_t tc = a.Tc < T - t0 ? a.Tc : T - t0;
+        real *P = RF_F(lstm_chunk)(&a, t0);
+        RF_F(rf_fill_rows)(P, tc * B, GH, a.bias, GH);
+        /* P (tc*B,4H) += x (tc*B,I) @ w_ih^T */
+        RF_F(rf_gemm)(blas, 'N', 'T', tc * B, GH, I, 1, x + t0 * B * I, I, w_ih, I, 1, P, GH);
+        for (int64_t t = t0; t < t0 + tc; t++) {
+            real *P_t = P + (t - t0) * B * GH;
+            /* P_t (B,4H) += h_{t-1} (B,H) @ w_hh^T */
+            RF_F(rf_gemm)(blas, 'N', 'T', B, GH, H, 1, h_n, H, w_hh, H, 1, P_t, GH);
+            RF_F(lstm_gates_forward)(&a, t, P_t, 0, B);
+        }
+    }
+    return RNNFAST_OK;
+}
+
+typedef struct {
+    real *dh, *dc, *da;                        /* running dh, dc (in dh0, dc0); da (T,B,4H) */
+    const real *dy, *gates, *c_all, *c0, *w_hh;
+    const int64_t *lengths;
+    int64_t T, B, H;
+} RF_F(lstm_bwd);
+
+/* Gate gradients of rows [b0,b1) at step t into da[t]; updates dc and sets dh to the part that
+ * does not go through W_hh (zero here; the caller then adds da[t] @ W_hh). Frozen rows: da = 0,
+ * dh and dc pass through unchanged. */
+RF_CLONES static void RF_F(lstm_gates_backward)(const RF_F(lstm_bwd) *a, int64_t t,
+                                               int64_t b0, int64_t b1) {
+    const int64_t B = a->B, H = a->H, GH = 4 * H;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t tb = t * B + b;
+        real *da = a->da + tb * GH;
+        real *dh = a->dh + b * H, *dc = a->dc + b * H;
+        if (!rf_valid(a->lengths, t, b)) {
+            memset(da, 0, (size_t)GH * sizeof(real));
+            continue;
+        }
+        const real *gt = a->gates + tb * GH;
+        const real *gi = gt, *gf = gt + H, *gg = gt + 2 * H, *go = gt + 3 * H;
+        const real *c_t = a->c_all + tb * H;
+        const real *c_prev = t > 0 ? a->c_all + (tb - B) * H : (a->c0 ? a->c0 + b * H : NULL);
+        const real *dy = a->dy ? a->dy + tb * H : NULL;
+        real *dai = da, *daf = da + H, *dag = da + 2 * H, *dao = da + 3 * H;
+        for (int64_t j = 0; j < H; j++) {
+            real i = gi[j], f = gf[j], g = gg[j], o = go[j];
+            real cp = c_prev ? c_prev[j] : 0;
+            real tc = RF_F(rf_tanh)(c_t[j]);
+            real d_h = (dy ? dy[j] : 0) + dh[j];
+            /* forward: h_t = o*tanh(c_t); c_t = f*c_{t-1} + i*g */
+            real d_c = dc[j] + d_h * o * (1 - tc * tc);
+            dai[j] = d_c * g * i * (1 - i);
+            daf[j] = d_c * cp * f * (1 - f);
+            dag[j] = d_c * i * (1 - g * g);
+            dao[j] = d_h * tc * o * (1 - o);
+            dc[j] = d_c * f;
+            dh[j] = 0;
+        }
+    }
+}
+
+static void RF_F(lstm_backward_slice)(const RF_F(lstm_bwd) *a, int64_t b0, int64_t b1) {
+    const int64_t B = a->B, H = a->H, GH = 4 * H;
+    for (int64_t t = a->T - 1; t >= 0; t--) {
+        RF_F(lstm_gates_backward)(a, t, b0, b1);
+        /* dh[b0:b1] += da[t, b0:b1] (.,4H) @ w_hh (4H,H) */
+        RF_F(rf_mm)(b1 - b0, H, GH, a->da + (t * B + b0) * GH, GH, a->w_hh, H, a->dh + b0 * H, H);
+    }
+}
+
+RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
+    /* dx (T,B,I), dh0 dc0 (B,H), dw_ih (4H,I), dw_hh (4H,H), db_ih db_hh (4H); dy (T,B,H),
+     * dh_n dc_n (B,H); gates (T,B,4H), c_all y (T,B,H), x (T,B,I), h0 c0 (B,H) */
+    if (!dx || !dh0 || !dc0 || !dw_ih || !dw_hh || !gates || !c_all || !y || !x || !w_ih ||
+        !w_hh || !work || !RF_F(rf_blas_ok)(blas))
+        return RNNFAST_ERR_NULL;
+    if (n_threads < 1) return RNNFAST_ERR_ARG;
+    if (!rf_sizes_ok(T, B, I, H, 4)) return RNNFAST_ERR_SIZE;
+    if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
+    if (work_len < rnnfast_lstm_backward_workspace(T, B, I, H)) return RNNFAST_ERR_WORKSPACE;
+    const int64_t GH = 4 * H, TB = T * B;
+    RF_F(lstm_bwd) a = {0};
+    a.dh = dh0; a.dc = dc0; a.da = work; a.dy = dy; a.gates = gates; a.c_all = c_all;
+    a.c0 = c0; a.w_hh = w_hh; a.lengths = lengths; a.T = T; a.B = B; a.H = H;
+    real *ones = work + rf_pad(TB * GH);
+    RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
+    RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);
+
+    if (rf_small(B, 4, H)) {
+        const int nt = rf_threads(n_threads, B);
+        if (nt == 1) {
+            RF_F(lstm_backward_slice)(&a, 0, B);
+        } else {
+#ifdef RNNFAST_OPENMP
+#pragma omp parallel num_threads(nt)
+            {
+                int64_t b0, b1;
+                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
+                RF_F(lstm_backward_slice)(&a, b0, b1);
+            }
+#endif
+        }
+    } else {
+        for (int64_t t = T - 1; t >= 0; t--) {
+            RF_F(lstm_gates_backward)(&a, t, 0, B);
+            /* dh (B,H) += da[t] (B,4H) @ w_hh (4H,H) */
+            RF_F(rf_gemm)(blas, 'N', 'N', B, H, GH, 1, a.da + t * B * GH, GH, w_hh, H, 1, dh0, H);
+        }
+    }
+    /* after the loop, over all steps: dx = da @ w_ih; dw_ih = da^T @ x;
+     * dw_hh = da^T @ h_prev with h_prev = (h0, y[0], ..., y[T-2]) */
+    RF_F(rf_gemm)(blas, 'N', 'N', TB, I, GH, 1, a.da, GH, w_ih, I, 0, dx, I);
+    RF_F(rf_gemm)(blas, 'T', 'N', GH, I, TB, 1, a.da, GH, x, I, 0, dw_ih, I);
+    if (T > 1)
+        RF_F(rf_gemm)(blas, 'T', 'N', GH, H, (T - 1) * B, 1, a.da + B * GH, GH, y, H, 0, dw_hh, H);
+    if (h0)
+        RF_F(rf_gemm)(blas, 'T', 'N', GH, H, B, 1, a.da, GH, h0, H, T > 1 ? 1 : 0, dw_hh, H);
+    else if (T == 1)
+        memset(dw_hh, 0, (size_t)(GH * H) * sizeof(real));
+    if (db_ih || db_hh) {
+        real *db = db_ih ? db_ih : db_hh;
+        RF_F(rf_colsum)(blas, db, a.da, TB, GH, ones);
+        if (db_ih && db_hh) memcpy(db_hh, db_ih, (size_t)GH * sizeof(real));
+    }
+    return RNNFAST_OK;
+}
+
+#endif

@@ -1,0 +1,115 @@
+/* rf_common.h: internal pieces shared by rnn.c, lstm.c and gru.c that do not depend on the dtype:
+ * the small-problem switch, workspace layout helpers, batch slicing for threads, argument checks.
+ * Not part of the public API (rnnfast.h is).
+ */
+#ifndef RF_COMMON_H
+#define RF_COMMON_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "rnnfast.h"
+
+#ifdef RNNFAST_OPENMP
+#include <omp.h>
+#endif
+
+/* Problems with B*G*H*H multiply-adds per step up to this size run "small": one OpenMP region for
+ * the whole sequence, each thread owning a batch slice for all T steps, every product by our own
+ * single-threaded kernel (rf_mm), so the BLAS's threads never run while ours are busy. Larger ones
+ * run "large": per-step BLAS GEMMs (on the BLAS's own threads) from the calling thread, element-wise
+ * work on that thread, no OpenMP in the time loop. The choice depends on the shape only, so the
+ * result never depends on the thread count. Measured on a 2-core AVX-512 machine (see the report
+ * in tests/test_compiled.py's module docstring for the bench command). */
+#define RF_SMALL_MACS ((int64_t)1 << 20)
+
+/* Inference keeps the input projection of at most this many elements (or one step) at a time,
+ * so its memory is O(B*H). */
+#define RF_CHUNK_ELEMS ((int64_t)1 << 17)
+
+/* Sub-buffers of the workspace start at multiples of this many elements. */
+#define RF_PAD 16
+
+static inline int rf_small(int64_t B, int64_t G, int64_t H) {
+    return B * G * H * H <= RF_SMALL_MACS;
+}
+
+static inline int64_t rf_pad(int64_t n) { return (n + RF_PAD - 1) / RF_PAD * RF_PAD; }
+
+/* Steps of input projection kept at once in inference. */
+static inline int64_t rf_chunk_steps(int64_t T, int64_t B, int64_t GH) {
+    int64_t tc = RF_CHUNK_ELEMS / (B * GH);
+    if (tc < 1) tc = 1;
+    return tc < T ? tc : T;
+}
+
+/* Sizes valid and small enough that every BLAS dimension and leading dimension fits in an int
+ * and every element count in int64. */
+static inline int rf_sizes_ok(int64_t T, int64_t B, int64_t I, int64_t H, int64_t G) {
+    if (T < 1 || B < 1 || I < 1 || H < 1) return 0;
+    const int64_t lim = INT_MAX;
+    if (B > lim || I > lim || H > lim / 4) return 0;
+    if (T > lim / B) return 0;                     /* T*B rows */
+    if (G * H > lim / (I > H ? I : H)) return 0;   /* weight sizes */
+    if (T * B > INT64_MAX / 16 / (G * H + I)) return 0;
+    return 1;
+}
+
+static inline int rf_lengths_ok(const int64_t *lengths, int64_t T, int64_t B) {
+    if (!lengths) return 1;
+    for (int64_t b = 0; b < B; b++)
+        if (lengths[b] < 0 || lengths[b] > T) return 0;
+    return 1;
+}
+
+static inline int rf_valid(const int64_t *lengths, int64_t t, int64_t b) {
+    return !lengths || t < lengths[b];
+}
+
+/* Threads actually used: at most one per batch row. */
+static inline int rf_threads(int n_threads, int64_t B) {
+#ifdef RNNFAST_OPENMP
+    int64_t n = n_threads < 1 ? 1 : n_threads;
+    return (int)(n < B ? n : B);
+#else
+    (void)n_threads; (void)B;
+    return 1;
+#endif
+}
+
+/* Batch rows [*b0, *b1) of thread `it` of `nt`. */
+static inline void rf_slice(int64_t B, int nt, int it, int64_t *b0, int64_t *b1) {
+    *b0 = B * it / nt;
+    *b1 = B * (it + 1) / nt;
+}
+
+static inline int rf_thread_num(void) {
+#ifdef RNNFAST_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Small matrix product C (M,N) += A (M,K) @ Bm (K,N), row-major with leading dimensions, in a
+ * fixed order: each C element is C + sum_k A[i,k]*Bm[k,j] accumulated k = 0..K-1, whatever
+ * M, N and the blocking, so results never depend on how rows are split among threads. rf_mm.c. */
+void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+               const float *Bm, int64_t ldb, float *C, int64_t ldc);
+void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+               const double *Bm, int64_t ldb, double *C, int64_t ldc);
+
+/* Clone the element-wise passes for AVX-512 where the compiler can (GCC/Clang on x86-64); the
+ * loader picks one clone per process, so results stay deterministic. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_CLONES) && \
+    (defined(__clang__) || __GNUC__ >= 8)
+#define RF_CLONES __attribute__((target_clones("avx512f", "default")))
+#else
+#define RF_CLONES
+#endif
+
+/* Expand the arguments (real, RF_SFX) before a rnnfast.h signature macro pastes them. */
+#define RF_DEFINE(signature, real_t, sfx) signature(real_t, sfx)
+
+#endif /* RF_COMMON_H */

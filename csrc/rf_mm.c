@@ -1,0 +1,122 @@
+/* rf_mm.c: the small matrix product of the "small problem" path, C (M,N) += A (M,K) @ Bm (K,N).
+ *
+ * Used only where a BLAS call would cost more than the work (per-step products with a few
+ * hundred thousand multiply-adds, run by each OpenMP thread on its own batch slice) -- never
+ * for the large products, which go to the BLAS. Row-major, leading dimensions lda/ldb/ldc.
+ *
+ * Determinism contract: every C element is computed as c = C[i,j]; for k = 0..K-1:
+ * c = fma(A[i,k], Bm[k,j], c) (or c + A*B without FMA hardware), whatever M, N, the blocking or
+ * the remainder handling. So a row's result does not depend on which thread or block it fell in.
+ *
+ * AVX-512 kernel (4 rows x 64 floats / 32 doubles of C in 16 registers, masked loads/stores for
+ * the column remainder) chosen at run time when the CPU has AVX-512F; portable loops otherwise.
+ */
+#include "rf_common.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX512)
+#define RF_HAVE_AVX512_KERNEL 1
+#include <immintrin.h>
+#endif
+
+/* ---- portable kernel ----------------------------------------------------------------------- */
+#define RF_GENERIC_MM(real, name)                                                               \
+static void name(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda,                   \
+                 const real *Bm, int64_t ldb, real *C, int64_t ldc) {                            \
+    for (int64_t i = 0; i < M; i++) {                                                           \
+        const real *a_i = A + i * lda;                                                          \
+        real *c_i = C + i * ldc;                                                                \
+        for (int64_t k = 0; k < K; k++) {                                                       \
+            const real a = a_i[k];                                                              \
+            const real *b_k = Bm + k * ldb;                                                     \
+            for (int64_t j = 0; j < N; j++) c_i[j] = c_i[j] + a * b_k[j];                       \
+        }                                                                                       \
+    }                                                                                           \
+}
+RF_GENERIC_MM(float, mm_generic_f32)
+RF_GENERIC_MM(double, mm_generic_f64)
+
+#ifdef RF_HAVE_AVX512_KERNEL
+/* One block: MR (1..4) rows of C, NV (1..4) vectors of columns, the last one masked by `last`.
+ * Always inlined with constant MR/NV on the hot path so the accumulators live in registers. */
+#define RF_AVX512_BLOCK(real, vec, W, sfx, maskt, LOAD, STORE, SET1, FMADD)                     \
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void     \
+block_##sfx(const int MR, const int NV, maskt last, int64_t K, const real *A, int64_t lda,      \
+            const real *Bm, int64_t ldb, real *C, int64_t ldc) {                                \
+    vec acc[4][4];                                                                              \
+    for (int r = 0; r < MR; r++)                                                                \
+        for (int v = 0; v < NV; v++)                                                            \
+            acc[r][v] = LOAD(v == NV - 1 ? last : (maskt)-1, C + r * ldc + v * W);              \
+    for (int64_t k = 0; k < K; k++) {                                                           \
+        const real *b_k = Bm + k * ldb;                                                         \
+        vec b[4];                                                                               \
+        for (int v = 0; v < NV; v++) b[v] = LOAD(v == NV - 1 ? last : (maskt)-1, b_k + v * W);  \
+        for (int r = 0; r < MR; r++) {                                                          \
+            vec a = SET1(A[r * lda + k]);                                                       \
+            for (int v = 0; v < NV; v++) acc[r][v] = FMADD(a, b[v], acc[r][v]);                 \
+        }                                                                                       \
+    }                                                                                           \
+    for (int r = 0; r < MR; r++)                                                                \
+        for (int v = 0; v < NV; v++)                                                            \
+            STORE(C + r * ldc + v * W, v == NV - 1 ? last : (maskt)-1, acc[r][v]);              \
+}                                                                                               \
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
+mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda,                    \
+                const real *Bm, int64_t ldb, real *C, int64_t ldc) {                             \
+    const int64_t NB = 4 * W;                                                                   \
+    for (int64_t j = 0; j < N; j += NB) {                                                       \
+        int64_t nb = N - j < NB ? N - j : NB;                                                   \
+        int nv = (int)((nb + W - 1) / W);                                                       \
+        int rem = (int)(nb - (int64_t)(nv - 1) * W);                                            \
+        maskt last = (maskt)(rem == W ? (maskt)-1 : (maskt)(((maskt)1 << rem) - 1));            \
+        const real *b_j = Bm + j;                                                               \
+        int64_t i = 0;                                                                          \
+        if (nv == 4 && rem == W) {                                                              \
+            for (; i + 4 <= M; i += 4)                                                          \
+                block_##sfx(4, 4, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc);   \
+            for (; i < M; i++)                                                                  \
+                block_##sfx(1, 4, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc);   \
+        } else {                                                                                \
+            for (; i + 4 <= M; i += 4)                                                          \
+                switch (nv) {                                                                   \
+                case 1: block_##sfx(4, 1, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 2: block_##sfx(4, 2, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 3: block_##sfx(4, 3, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                default: block_##sfx(4, 4, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                }                                                                               \
+            for (; i < M; i++)                                                                  \
+                switch (nv) {                                                                   \
+                case 1: block_##sfx(1, 1, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 2: block_##sfx(1, 2, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 3: block_##sfx(1, 3, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                default: block_##sfx(1, 4, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                }                                                                               \
+        }                                                                                       \
+    }                                                                                           \
+}
+RF_AVX512_BLOCK(float, __m512, 16, f32, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
+                _mm512_set1_ps, _mm512_fmadd_ps)
+RF_AVX512_BLOCK(double, __m512d, 8, f64, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
+                _mm512_set1_pd, _mm512_fmadd_pd)
+
+static int rf_cpu_avx512(void) {
+    /* Constant for the process: every call takes the same kernel, so results are reproducible. */
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+#endif
+
+void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+               const float *Bm, int64_t ldb, float *C, int64_t ldc) {
+#ifdef RF_HAVE_AVX512_KERNEL
+    if (rf_cpu_avx512()) { mm_avx512_f32(M, N, K, A, lda, Bm, ldb, C, ldc); return; }
+#endif
+    mm_generic_f32(M, N, K, A, lda, Bm, ldb, C, ldc);
+}
+
+void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+               const double *Bm, int64_t ldb, double *C, int64_t ldc) {
+#ifdef RF_HAVE_AVX512_KERNEL
+    if (rf_cpu_avx512()) { mm_avx512_f64(M, N, K, A, lda, Bm, ldb, C, ldc); return; }
+#endif
+    mm_generic_f64(M, N, K, A, lda, Bm, ldb, C, ldc);
+}

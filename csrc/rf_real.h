@@ -1,0 +1,186 @@
+/* rf_real.h: dtype-templated helpers for the cell kernels -- activations and the BLAS glue.
+ *
+ * Included (without an include guard) by each cell file once per dtype, with
+ *   real       float or double
+ *   RF_F(n)    n##_f32 or n##_f64 (names of everything templated)
+ *   RF_IS_F32  1 or 0
+ * defined. Not part of the public API.
+ *
+ * Activations: our own exp-based sigmoid and tanh, written as branch-free selects so the
+ * element-wise passes vectorise. They use exp of a non-positive argument only (z = exp(-|x|)), so
+ * they are finite for any input (+-1e30 gives exactly 0/1 or -1/1), and NaN passes through. No
+ * libm call, no -ffast-math. Accuracy: a few ulp.
+ */
+
+#if RF_IS_F32
+typedef uint32_t RF_F(rf_bits);
+#else
+typedef uint64_t RF_F(rf_bits);
+#endif
+
+/* exp(x) for x <= 0 (or NaN): Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, Taylor polynomial
+ * for exp(r), 2^n built in the exponent bits. Results below the smallest normal number are 0. */
+static inline real RF_F(rf_expneg)(real x) {
+#if RF_IS_F32
+    const float lo = -87.0f, shifter = 12582912.0f; /* 1.5 * 2^23 */
+    const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    float xc = x < lo ? lo : x; /* NaN stays NaN (the comparison is false) */
+    float s = xc * log2e + shifter;
+    float n = s - shifter;      /* round(x / ln2), an integer in [-126, 0] */
+    float r = (xc - n * ln2_hi) - n * ln2_lo;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
+              + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    uint32_t sb;
+    memcpy(&sb, &s, sizeof sb);
+    uint32_t eb = (sb - 0x4B400000u + 127u) << 23; /* the low bits of s hold n */
+    float scale;
+    memcpy(&scale, &eb, sizeof scale);
+    float e = p * scale;
+    return x < -87.33654f ? 0.0f : e;
+#else
+    const double lo = -708.0, shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+    const double log2e = 1.4426950408889634074, ln2_hi = 6.93147180369123816490e-01,
+                 ln2_lo = 1.90821492927058770002e-10;
+    double xc = x < lo ? lo : x;
+    double s = xc * log2e + shifter;
+    double n = s - shifter;     /* an integer in [-1022, 0] */
+    double r = (xc - n * ln2_hi) - n * ln2_lo;
+    double p = 1.0 / 6227020800.0;
+    p = 1.0 / 479001600.0 + r * p;
+    p = 1.0 / 39916800.0 + r * p;
+    p = 1.0 / 3628800.0 + r * p;
+    p = 1.0 / 362880.0 + r * p;
+    p = 1.0 / 40320.0 + r * p;
+    p = 1.0 / 5040.0 + r * p;
+    p = 1.0 / 720.0 + r * p;
+    p = 1.0 / 120.0 + r * p;
+    p = 1.0 / 24.0 + r * p;
+    p = 1.0 / 6.0 + r * p;
+    p = 0.5 + r * p;
+    p = 1.0 + r * p;
+    p = 1.0 + r * p;
+    uint64_t sb;
+    memcpy(&sb, &s, sizeof sb);
+    uint64_t eb = (sb - 0x4338000000000000ull + 1023u) << 52;
+    double scale;
+    memcpy(&scale, &eb, sizeof scale);
+    double e = p * scale;
+    return x < -708.3964 ? 0.0 : e;
+#endif
+}
+
+static inline real RF_F(rf_abs)(real x) { return x < 0 ? -x : x; }
+
+/* sigmoid(x) = 1/(1+z) for x >= 0, z/(1+z) for x < 0, z = exp(-|x|). */
+static inline real RF_F(rf_sigmoid)(real x) {
+    real z = RF_F(rf_expneg)(-RF_F(rf_abs)(x));
+    real d = 1 / (1 + z);
+    return x >= 0 ? d : z * d;
+}
+
+/* tanh(x): odd polynomial x + x^3 P(x^2) for |x| < 0.625 (no cancellation near 0), else
+ * sign(x) (1-z)/(1+z), z = exp(-2|x|). */
+static inline real RF_F(rf_tanh)(real x) {
+    real a = RF_F(rf_abs)(x);
+    real s = x * x;
+#if RF_IS_F32
+    real p = -0.0060967141659081975745f;
+    p = 0.020997178999074750572f + s * p;
+    p = -0.053850909578513580828f + s * p;
+    p = 0.13332769736976327858f + s * p;
+    p = -0.33333328944134254565f + s * p;
+#else
+    real p = -0.000017244874494844330172;
+    p = 0.000079599557352648080002 + s * p;
+    p = -0.000230776162695198579 + s * p;
+    p = 0.00058743728600943818973 + s * p;
+    p = -0.001455309297534642025 + s * p;
+    p = 0.0035920589774734553151 + s * p;
+    p = -0.0088632298309257087457 + s * p;
+    p = 0.021869488260559114645 + s * p;
+    p = -0.053968253961395570821 + s * p;
+    p = 0.13333333333326657736 + s * p;
+    p = -0.33333333333333322565 + s * p;
+#endif
+    real small = x + x * s * p;
+    real z = RF_F(rf_expneg)(-2 * a);
+    real big = (1 - z) / (1 + z);
+    big = x < 0 ? -big : big;
+    return a < (real)0.625 ? small : big;
+}
+
+/* ---- BLAS glue: the one place that spells out a BLAS call ----------------------------------
+ * Row-major C (M,N) = alpha op(A) op(Bm) + beta C. Column-major BLAS sees the transposes, so the
+ * operands swap: C^T = op(Bm)^T op(A)^T. M == 1 goes to gemv (GEMM with one row crawls). */
+static void RF_F(rf_gemm)(const rnnfast_blas *bl, char ta, char tb, int64_t M, int64_t N,
+                          int64_t K, real alpha, const real *A, int64_t lda, const real *Bm,
+                          int64_t ldb, real beta, real *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    int m = (int)M, n = (int)N, k = (int)K, la = (int)lda, lb = (int)ldb, lc = (int)ldc;
+#if RF_IS_F32
+    rnnfast_sgemv_fn gemv = bl->sgemv;
+    rnnfast_sgemm_fn gemm = bl->sgemm;
+#else
+    rnnfast_dgemv_fn gemv = bl->dgemv;
+    rnnfast_dgemm_fn gemm = bl->dgemm;
+#endif
+    if (M == 1 && K > 0 && gemv) {
+        int inca = ta == 'N' ? 1 : la, one = 1;
+        if (tb == 'N') { /* Bm (K,N) row-major = column-major (N,K): c = Bm^T a */
+            char t = 'N';
+            gemv(&t, &n, &k, &alpha, (real *)Bm, &lb, (real *)A, &inca, &beta, C, &one);
+        } else {         /* Bm (N,K) row-major = column-major (K,N): c = (that)^T a */
+            char t = 'T';
+            gemv(&t, &k, &n, &alpha, (real *)Bm, &lb, (real *)A, &inca, &beta, C, &one);
+        }
+        return;
+    }
+    gemm(&tb, &ta, &n, &m, &k, &alpha, (real *)Bm, &lb, (real *)A, &la, &beta, C, &lc);
+}
+
+/* b (G*H) = b_ih + b_hh, either of which may be NULL; returns 0 if both are. */
+static int RF_F(rf_bias_sum)(real *b, const real *b_ih, const real *b_hh, int64_t GH) {
+    if (!b_ih && !b_hh) return 0;
+    for (int64_t j = 0; j < GH; j++)
+        b[j] = (b_ih ? b_ih[j] : 0) + (b_hh ? b_hh[j] : 0);
+    return 1;
+}
+
+/* rows (n rows of GH, leading dimension ld) = bias, or 0 when bias is NULL. */
+static void RF_F(rf_fill_rows)(real *rows, int64_t n, int64_t ld, const real *bias, int64_t GH) {
+    for (int64_t r = 0; r < n; r++) {
+        real *row = rows + r * ld;
+        if (bias) memcpy(row, bias, (size_t)GH * sizeof(real));
+        else memset(row, 0, (size_t)GH * sizeof(real));
+    }
+}
+
+/* dst (C,R) = src (R,C)^T, row-major. */
+static void RF_F(rf_transpose)(real *dst, const real *src, int64_t R, int64_t C) {
+    for (int64_t r = 0; r < R; r++) {
+        const real *src_r = src + r * C;
+        for (int64_t c = 0; c < C; c++) dst[c * R + r] = src_r[c];
+    }
+}
+
+static void RF_F(rf_copy_or_zero)(real *dst, const real *src, int64_t n) {
+    if (src) memcpy(dst, src, (size_t)n * sizeof(real));
+    else memset(dst, 0, (size_t)n * sizeof(real));
+}
+
+/* db (GH) = column sums of da (rows, GH) as one gemv with a vector of ones (length rows). */
+static void RF_F(rf_colsum)(const rnnfast_blas *bl, real *db, const real *da, int64_t rows,
+                            int64_t GH, real *ones) {
+    for (int64_t r = 0; r < rows; r++) ones[r] = 1;
+    /* db (1,GH) = ones (1,rows) @ da (rows,GH) */
+    RF_F(rf_gemm)(bl, 'N', 'N', 1, GH, rows, 1, ones, rows, da, GH, 0, db, GH);
+}
+
+/* Check the BLAS table has this dtype's GEMM. */
+static int RF_F(rf_blas_ok)(const rnnfast_blas *bl) {
+#if RF_IS_F32
+    return bl && bl->sgemm;
+#else
+    return bl && bl->dgemm;
+#endif
+}

@@ -1,0 +1,244 @@
+/* rnn.c: Elman RNN sequence kernels (tanh or relu), forward and backward side by side, float and
+ * double from one source (this file includes itself once per dtype; see lstm.c).
+ *
+ *   h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh or relu
+ *
+ * The input projection of all steps is one product written straight into y; per step the
+ * recurrent product accumulates into y[t] and one pass applies act in place (y is also all that
+ * backward needs, so training saves nothing extra and inference needs no buffer at all). Backward:
+ * per step the fused pass and dpre_t @ W_hh; dx, dW_ih, dW_hh after the loop as single GEMMs.
+ * Small problems: one OpenMP region, a batch slice per thread (see rf_common.h).
+ */
+#ifndef RF_REAL_DEFINED
+#include "rf_common.h"
+
+size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
+    if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
+    int64_t n = rf_pad(H);                                          /* bias sum */
+    if (rf_small(B, 1, H)) n += rf_pad(H * H) + rf_pad(I * H);      /* W_hh^T, W_ih^T */
+    return (size_t)n;
+}
+
+size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
+    if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
+    return (size_t)(rf_pad(T * B * H) + rf_pad(T * B));            /* da, ones */
+}
+
+#define RF_REAL_DEFINED
+#define real float
+#define RF_F(n) n##_f32
+#define RF_SFX f32
+#define RF_IS_F32 1
+#include "rnn.c"
+#undef real
+#undef RF_F
+#undef RF_SFX
+#undef RF_IS_F32
+#define real double
+#define RF_F(n) n##_f64
+#define RF_SFX f64
+#define RF_IS_F32 0
+#include "rnn.c"
+#undef real
+#undef RF_F
+#undef RF_SFX
+#undef RF_IS_F32
+
+#else /* ---- templated body ------------------------------------------------------------------ */
+#include "rf_real.h"
+
+typedef struct {
+    real *y, *h;
+    const real *x, *bias, *WiT, *WhT;
+    const int64_t *lengths;
+    int64_t T, B, I, H;
+    int relu;
+} RF_F(rnn_fwd);
+
+/* y[t] rows [b0,b1) hold pre-activations; apply act in place and update h. */
+RF_CLONES static void RF_F(rnn_act_forward)(const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
+                                           int64_t b1) {
+    const int64_t B = a->B, H = a->H;
+    for (int64_t b = b0; b < b1; b++) {
+        real *y_tb = a->y + (t * B + b) * H, *h_b = a->h + b * H;
+        if (!rf_valid(a->lengths, t, b)) {
+            memset(y_tb, 0, (size_t)H * sizeof(real));
+            continue;
+        }
+        if (a->relu) {
+            for (int64_t j = 0; j < H; j++) {
+                real v = y_tb[j] < 0 ? 0 : y_tb[j]; /* NaN passes through */
+                y_tb[j] = h_b[j] = v;
+            }
+        } else {
+            for (int64_t j = 0; j < H; j++) {
+                real v = RF_F(rf_tanh)(y_tb[j]);
+                y_tb[j] = h_b[j] = v;
+            }
+        }
+    }
+}
+
+static void RF_F(rnn_forward_slice)(const RF_F(rnn_fwd) *a, int64_t b0, int64_t b1) {
+    const int64_t T = a->T, B = a->B, I = a->I, H = a->H;
+    for (int64_t b = b0; b < b1; b++) { /* projection of all T steps of sequence b, into y */
+        RF_F(rf_fill_rows)(a->y + b * H, T, B * H, a->bias, H);
+        RF_F(rf_mm)(T, H, I, a->x + b * I, B * I, a->WiT, H, a->y + b * H, B * H);
+    }
+    for (int64_t t = 0; t < T; t++) {
+        real *y_t = a->y + t * B * H;
+        RF_F(rf_mm)(b1 - b0, H, H, a->h + b0 * H, H, a->WhT, H, y_t + b0 * H, H);
+        RF_F(rnn_act_forward)(a, t, b0, b1);
+    }
+}
+
+RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
+    /* y (T,B,H), h_n (B,H), x (T,B,I), h0 (B,H), w_ih (H,I), w_hh (H,H), b_ih b_hh (H) */
+    if (!y || !h_n || !x || !w_ih || !w_hh || !work || !RF_F(rf_blas_ok)(blas))
+        return RNNFAST_ERR_NULL;
+    if ((nonlinearity != RNNFAST_TANH && nonlinearity != RNNFAST_RELU) || n_threads < 1)
+        return RNNFAST_ERR_ARG;
+    if (!rf_sizes_ok(T, B, I, H, 1)) return RNNFAST_ERR_SIZE;
+    if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
+    if (work_len < rnnfast_rnn_forward_workspace(T, B, I, H)) return RNNFAST_ERR_WORKSPACE;
+    const int small = rf_small(B, 1, H);
+    RF_F(rnn_fwd) a = {0};
+    a.y = y; a.h = h_n; a.x = x; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
+    a.relu = nonlinearity == RNNFAST_RELU;
+    real *w = work;
+    a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, H) ? w : NULL;
+    w += rf_pad(H);
+    if (small) {
+        real *wit = w, *wht = w + rf_pad(I * H);
+        RF_F(rf_transpose)(wit, w_ih, H, I);
+        RF_F(rf_transpose)(wht, w_hh, H, H);
+        a.WiT = wit; a.WhT = wht;
+    }
+    RF_F(rf_copy_or_zero)(h_n, h0, B * H);
+
+    if (small) {
+        const int nt = rf_threads(n_threads, B);
+        if (nt == 1) {
+            RF_F(rnn_forward_slice)(&a, 0, B);
+        } else {
+#ifdef RNNFAST_OPENMP
+#pragma omp parallel num_threads(nt)
+            {
+                int64_t b0, b1;
+                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
+                RF_F(rnn_forward_slice)(&a, b0, b1);
+            }
+#endif
+        }
+        return RNNFAST_OK;
+    }
+    RF_F(rf_fill_rows)(y, T * B, H, a.bias, H);
+    /* y (T*B,H) += x (T*B,I) @ w_ih^T */
+    RF_F(rf_gemm)(blas, 'N', 'T', T * B, H, I, 1, x, I, w_ih, I, 1, y, H);
+    for (int64_t t = 0; t < T; t++) {
+        /* y[t] (B,H) += h_{t-1} (B,H) @ w_hh^T */
+        RF_F(rf_gemm)(blas, 'N', 'T', B, H, H, 1, h_n, H, w_hh, H, 1, y + t * B * H, H);
+        RF_F(rnn_act_forward)(&a, t, 0, B);
+    }
+    return RNNFAST_OK;
+}
+
+typedef struct {
+    real *dh, *da;
+    const real *dy, *y, *w_hh;
+    const int64_t *lengths;
+    int64_t T, B, H;
+    int relu;
+} RF_F(rnn_bwd);
+
+RF_CLONES static void RF_F(rnn_act_backward)(const RF_F(rnn_bwd) *a, int64_t t, int64_t b0,
+                                            int64_t b1) {
+    const int64_t B = a->B, H = a->H;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t tb = t * B + b;
+        real *da = a->da + tb * H, *dh = a->dh + b * H;
+        if (!rf_valid(a->lengths, t, b)) {
+            memset(da, 0, (size_t)H * sizeof(real));
+            continue;
+        }
+        const real *y = a->y + tb * H, *dy = a->dy ? a->dy + tb * H : NULL;
+        /* forward: y[t] = act(a_t), so da_t = (dy_t + dh_t) * act'(a_t), written with y[t] */
+        if (a->relu) {
+            for (int64_t j = 0; j < H; j++) {
+                real d_out = (dy ? dy[j] : 0) + dh[j];
+                da[j] = d_out * (y[j] > 0 ? (real)1 : (real)0);
+                dh[j] = 0;
+            }
+        } else {
+            for (int64_t j = 0; j < H; j++) {
+                real d_out = (dy ? dy[j] : 0) + dh[j];
+                da[j] = d_out * (1 - y[j] * y[j]);
+                dh[j] = 0;
+            }
+        }
+    }
+}
+
+static void RF_F(rnn_backward_slice)(const RF_F(rnn_bwd) *a, int64_t b0, int64_t b1) {
+    const int64_t B = a->B, H = a->H;
+    for (int64_t t = a->T - 1; t >= 0; t--) {
+        RF_F(rnn_act_backward)(a, t, b0, b1);
+        RF_F(rf_mm)(b1 - b0, H, H, a->da + (t * B + b0) * H, H, a->w_hh, H, a->dh + b0 * H, H);
+    }
+}
+
+RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
+    /* dx (T,B,I), dh0 (B,H), dw_ih (H,I), dw_hh (H,H), db_ih db_hh (H); dy (T,B,H), dh_n (B,H);
+     * y (T,B,H), x (T,B,I), h0 (B,H) */
+    if (!dx || !dh0 || !dw_ih || !dw_hh || !y || !x || !w_ih || !w_hh || !work ||
+        !RF_F(rf_blas_ok)(blas))
+        return RNNFAST_ERR_NULL;
+    if ((nonlinearity != RNNFAST_TANH && nonlinearity != RNNFAST_RELU) || n_threads < 1)
+        return RNNFAST_ERR_ARG;
+    if (!rf_sizes_ok(T, B, I, H, 1)) return RNNFAST_ERR_SIZE;
+    if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
+    if (work_len < rnnfast_rnn_backward_workspace(T, B, I, H)) return RNNFAST_ERR_WORKSPACE;
+    const int64_t TB = T * B;
+    RF_F(rnn_bwd) a = {0};
+    a.dh = dh0; a.da = work; a.dy = dy; a.y = y; a.w_hh = w_hh; a.lengths = lengths;
+    a.T = T; a.B = B; a.H = H; a.relu = nonlinearity == RNNFAST_RELU;
+    real *ones = work + rf_pad(TB * H);
+    RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
+
+    if (rf_small(B, 1, H)) {
+        const int nt = rf_threads(n_threads, B);
+        if (nt == 1) {
+            RF_F(rnn_backward_slice)(&a, 0, B);
+        } else {
+#ifdef RNNFAST_OPENMP
+#pragma omp parallel num_threads(nt)
+            {
+                int64_t b0, b1;
+                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
+                RF_F(rnn_backward_slice)(&a, b0, b1);
+            }
+#endif
+        }
+    } else {
+        for (int64_t t = T - 1; t >= 0; t--) {
+            RF_F(rnn_act_backward)(&a, t, 0, B);
+            RF_F(rf_gemm)(blas, 'N', 'N', B, H, H, 1, a.da + t * B * H, H, w_hh, H, 1, dh0, H);
+        }
+    }
+    RF_F(rf_gemm)(blas, 'N', 'N', TB, I, H, 1, a.da, H, w_ih, I, 0, dx, I);
+    RF_F(rf_gemm)(blas, 'T', 'N', H, I, TB, 1, a.da, H, x, I, 0, dw_ih, I);
+    if (T > 1)
+        RF_F(rf_gemm)(blas, 'T', 'N', H, H, (T - 1) * B, 1, a.da + B * H, H, y, H, 0, dw_hh, H);
+    if (h0)
+        RF_F(rf_gemm)(blas, 'T', 'N', H, H, B, 1, a.da, H, h0, H, T > 1 ? 1 : 0, dw_hh, H);
+    else if (T == 1)
+        memset(dw_hh, 0, (size_t)(H * H) * sizeof(real));
+    if (db_ih || db_hh) {
+        real *db = db_ih ? db_ih : db_hh;
+        RF_F(rf_colsum)(blas, db, a.da, TB, H, ones);
+        if (db_ih && db_hh) memcpy(db_hh, db_ih, (size_t)H * sizeof(real));
+    }
+    return RNNFAST_OK;
+}
+
+#endif
