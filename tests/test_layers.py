@@ -359,6 +359,18 @@ def test_changing_inputs_after_forward_does_not_change_gradients(cell):
     np.testing.assert_array_equal(layer.grads["weight_hh_l0"], want[-3])
 
 
+def test_assigning_a_parameter_attribute_updates_the_parameter(cell):
+    layer = make(cell)
+    p = layer.parameters()[0]
+    new = np.arange(p.data.size, dtype=np.float64).reshape(p.shape) / 10
+    layer.weight_ih_l0 = new
+    assert layer.parameters()[0] is p and p.data.dtype == np.float32
+    np.testing.assert_allclose(layer.weight_ih_l0, new, rtol=1e-7)
+    np.testing.assert_allclose(layer.state_dict()["weight_ih_l0"], new, rtol=1e-7)
+    with pytest.raises(ValueError, match="weight_hh_l0 must have shape"):
+        layer.weight_hh_l0 = np.zeros((1, 1))
+
+
 def test_a_parameter_update_changes_the_output(cell):
     layer = make(cell)
     x = np.ones((T, B, I))

@@ -173,6 +173,19 @@ class _RNNBase(Module):
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
 
+    def __setattr__(self, name, value):
+        # ``layer.weight_ih_l0 = w`` must reach the Parameter the kernels read (and optimizers
+        # hold), not shadow it with a plain attribute: copy the values in, cast to our dtype.
+        params = self.__dict__.get("_parameters")
+        if params is not None and name in params:
+            p = params[name]
+            arr = _numeric(value, name)
+            if arr.shape != p.data.shape:
+                raise ValueError(f"{name} must have shape {p.data.shape}, got {arr.shape}")
+            p.data[...] = arr
+            return
+        object.__setattr__(self, name, value)
+
     def flatten_parameters(self):
         """No-op, for code written against torch.nn (our weights are always contiguous)."""
 
@@ -204,8 +217,8 @@ class _RNNBase(Module):
 
     def _check_state_array(self, value, name, B, what):
         shape = self._state_shape(B)
-        if value is None:
-            return np.zeros(shape, self.dtype)
+        if value is None:  # zeros, which the kernels supply themselves
+            return None
         arr = _numeric(value, name)
         if arr.shape != shape:
             raise ValueError(f"{name} must have shape (num_layers*num_directions, B, hidden_size) "
@@ -299,7 +312,7 @@ class _RNNBase(Module):
 
         training = is_grad_enabled()
         D, L = self.num_directions, self.num_layers
-        finals = [[None] * (L * D) for _ in range(n_states)]
+        finals = [np.empty(self._state_shape(B), self.dtype) for _ in range(n_states)]
         saved_layers = []
         layer_in = x
         for layer in range(L):
@@ -308,7 +321,8 @@ class _RNNBase(Module):
                 k = layer * D + direction
                 xin = layer_in if direction == 0 else self._flip(layer_in, rev_index)
                 y, final, saved = self._kernel_forward(
-                    xin, tuple(s[k] for s in states0), self._weights(layer, direction),
+                    xin, tuple(None if s is None else s[k] for s in states0),
+                    self._weights(layer, direction),
                     lengths, training)
                 outs.append(y if direction == 0 else self._flip(y, rev_index))
                 saved_dirs.append(saved)
@@ -331,8 +345,7 @@ class _RNNBase(Module):
         out = layer_in
         if self.batch_first:
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
-        finals = tuple(np.stack(f) for f in finals)
-        return out, (finals if self._has_cell_state else finals[0])
+        return out, (tuple(finals) if self._has_cell_state else finals[0])
 
     def backward(self, d_out=None, d_state=None):
         """Gradients for the last forward pass; adds the weight gradients into ``self.grads``.
@@ -361,7 +374,7 @@ class _RNNBase(Module):
         rev_index = sv["rev_index"]
 
         grads = {}  # summed here first, so a failing backward leaves .grad untouched
-        d_init = [[None] * (self.num_layers * D) for _ in names]
+        d_init = [np.empty(self._state_shape(B), self.dtype) for _ in names]
         for layer in reversed(range(self.num_layers)):
             saved_dirs, mask = sv["layers"][layer]
             if mask is not None:  # forward: out = y * mask
@@ -373,7 +386,8 @@ class _RNNBase(Module):
                 if direction:
                     dy = self._flip(dy, rev_index)
                 dx, d0, dws = self._kernel_backward(
-                    dy, tuple(s[k] for s in d_final), saved_dirs[direction])
+                    dy, tuple(None if s is None else s[k] for s in d_final),
+                    saved_dirs[direction])
                 if direction:
                     dx = self._flip(dx, rev_index)
                 d_in = dx if d_in is None else d_in + dx
@@ -387,8 +401,7 @@ class _RNNBase(Module):
         for name, dw in grads.items():
             self._parameters[name].grad += dw
         dx = np.ascontiguousarray(g.transpose(1, 0, 2)) if self.batch_first else g
-        d_init = tuple(np.stack(d) for d in d_init)
-        return dx, (d_init if self._has_cell_state else d_init[0])
+        return dx, (tuple(d_init) if self._has_cell_state else d_init[0])
 
 
 # ----------------------------------------------------------------------------------------------
