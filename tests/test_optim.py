@@ -34,7 +34,8 @@ def _run(make_opt, steps=6, seed=0):
     return start, grads, [p.data for p in params]
 
 
-@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
+@pytest.mark.parametrize("name,kwargs", CONFIGS,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
 def test_matches_torch(name, kwargs):
     torch = pytest.importorskip("torch")
     start, grads, ours = _run(lambda ps: getattr(rf, name)(ps, **kwargs))

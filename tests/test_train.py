@@ -144,7 +144,8 @@ def test_clip_grad_norm_is_applied_before_each_step():
 
     class Spy(rf.SGD):
         def step(self):
-            norms.append(np.sqrt(sum(float((p.grad.astype(float) ** 2).sum()) for p in self.params)))
+            norms.append(np.sqrt(sum(float((p.grad.astype(float) ** 2).sum())
+                                     for p in self.params)))
             super().step()
 
     _fit(model, X, y, epochs=1, optimizer=Spy(model.parameters(), lr=0.1), clip_grad_norm=1e-3)

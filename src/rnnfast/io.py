@@ -140,9 +140,9 @@ def _read(path):
             for name, info in listed.items():
                 a = archive[PREFIX + name]
                 if list(a.shape) != list(info["shape"]) or a.dtype.name != info["dtype"]:
-                    raise ModelFileError(f"{path}: weight {name!r} is {a.dtype} {a.shape}, the file "
-                                         f"lists {info['dtype']} {tuple(info['shape'])}; the file "
-                                         "is damaged")
+                    raise ModelFileError(f"{path}: weight {name!r} is {a.dtype} {a.shape}, the "
+                                         f"file lists {info['dtype']} {tuple(info['shape'])}; "
+                                         "the file is damaged")
                 weights[name] = a
     except (FileNotFoundError, IsADirectoryError, PermissionError, ModelFileError):
         raise

@@ -1,8 +1,8 @@
 """Loss functions: each gives its value (mean over the batch) and the gradient of that value.
 
-Call a loss on (scores, target) to get a Python float; ``backward()`` then returns d(loss)/d(scores),
-shaped like scores, ready for ``model.backward``. All three are written to stay finite for any finite
-logits (log-sum-exp shifted by the row maximum; softplus in its exp(-|x|) form).
+Call a loss on (scores, target) to get a Python float; ``backward()`` then returns
+d(loss)/d(scores), shaped like scores, ready for ``model.backward``. All three stay finite for any
+finite logits (log-sum-exp shifted by the row maximum; softplus in its exp(-|x|) form).
 
 * MSELoss: scores and target of one shape; mean of squared differences.
 * CrossEntropyLoss: scores (B, C) or (B, T, C) raw logits, integer targets (B,) or (B, T);
@@ -50,7 +50,8 @@ class Loss:
         """d(loss)/d(scores) of the last call, shaped like its scores."""
         grad = getattr(self, "_grad", None)
         if grad is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before the loss was computed")
+            raise RuntimeError(f"{type(self).__name__}.backward called before the loss was "
+                               "computed")
         return grad
 
     def value_and_grad(self, scores, target):
@@ -62,7 +63,8 @@ class Loss:
         per-sample shape is ``scores_shape[1:]``. Used by fit() before training starts."""
 
     def accuracy(self, scores, target):
-        """(number correct, number counted) for classification losses; None where it does not apply."""
+        """(number correct, number counted) for classification losses; None where it does not
+        apply."""
         return None
 
     def get_config(self):
@@ -173,8 +175,9 @@ class CrossEntropyLoss(Loss):
                             f"{target.dtype}")
         if target.ndim != want or (want == 2 and target.shape[1] != scores_shape[1]):
             expect = "(N,)" if want == 1 else f"(N, {scores_shape[1]})"
+            dims = ", ".join(map(str, scores_shape[1:]))
             raise ValueError(f"y must have shape {expect} for a model whose output is "
-                             f"(batch, {', '.join(map(str, scores_shape[1:]))}), got {target.shape}")
+                             f"(batch, {dims}), got {target.shape}")
         self._check_range(target, scores_shape[-1])
 
     def accuracy(self, scores, target):

@@ -44,7 +44,8 @@ def _positive_int(value, name):
 
 
 def _float_input(x, dtype, name="x"):
-    """``x`` as an array of ``dtype``; integers and the other float width are cast, the rest refused."""
+    """``x`` as an array of ``dtype``: integers and the other float width are cast, the rest
+    refused."""
     x = np.asarray(x)
     if x.dtype == bool or not (np.issubdtype(x.dtype, np.floating)
                                or np.issubdtype(x.dtype, np.integer)):
@@ -53,7 +54,7 @@ def _float_input(x, dtype, name="x"):
 
 
 class _Layer(Module):
-    """A module that keeps what its backward needs in ``self._saved`` (None when nothing is kept)."""
+    """A module that keeps what its backward needs in ``self._saved`` (None if nothing is kept)."""
 
     def __init__(self):
         super().__init__()
@@ -65,7 +66,8 @@ class _Layer(Module):
     def _take_saved(self):
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before a forward pass that "
-                               "keeps activations (no forward yet, or it ran under rnnfast.no_grad())")
+                               "keeps activations (no forward yet, or it ran under "
+                               "rnnfast.no_grad())")
         return self._saved
 
     def get_config(self):
@@ -94,7 +96,8 @@ class Embedding(_Layer):
         if padding_idx is not None:
             if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)) \
                     or not -N <= padding_idx < N:
-                raise ValueError(f"padding_idx must be an integer in [-{N}, {N}), got {padding_idx!r}")
+                raise ValueError(f"padding_idx must be an integer in [-{N}, {N}), "
+                                 f"got {padding_idx!r}")
             padding_idx = int(padding_idx) % N
         self.num_embeddings, self.embedding_dim, self.padding_idx = N, D, padding_idx
         self._config = dict(num_embeddings=N, embedding_dim=D, padding_idx=padding_idx,
@@ -120,7 +123,8 @@ class Embedding(_Layer):
         p = self._parameters["weight"]
         dy = np.asarray(dy, dtype=p.dtype)
         if dy.shape != ids.shape + (self.embedding_dim,):
-            raise ValueError(f"dy must have shape {ids.shape + (self.embedding_dim,)}, got {dy.shape}")
+            raise ValueError(f"dy must have shape {ids.shape + (self.embedding_dim,)}, "
+                             f"got {dy.shape}")
         flat_ids, flat_dy = ids.reshape(-1), dy.reshape(-1, self.embedding_dim)
         if self.padding_idx is not None:
             keep = flat_ids != self.padding_idx
@@ -145,7 +149,8 @@ class Linear(_Layer):
         O = _positive_int(out_features, "out_features")
         dt = _float_dtype(dtype)
         self.in_features, self.out_features, self.dtype = I, O, dt
-        self._config = dict(in_features=I, out_features=O, bias=bool(bias), dtype=dt.name, seed=seed)
+        self._config = dict(in_features=I, out_features=O, bias=bool(bias), dtype=dt.name,
+                            seed=seed)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(I)
         self.add_parameter("weight", rng.uniform(-bound, bound, (O, I)).astype(dt))
@@ -155,7 +160,8 @@ class Linear(_Layer):
     def forward(self, x):
         x = _float_input(x, self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear expects input of shape (..., {self.in_features}), got {x.shape}")
+            raise ValueError(f"Linear expects input of shape (..., {self.in_features}), "
+                             f"got {x.shape}")
         self._save(x)
         y = x @ self._parameters["weight"].data.T
         if "bias" in self._parameters:

@@ -45,7 +45,8 @@ class History:
     ``history.history`` maps "loss", "accuracy" (classification losses), "val_loss",
     "val_accuracy" (with validation data), "time" (seconds) and "samples_per_sec" to one value per
     epoch; ``history["loss"]`` is a shortcut. ``epoch`` lists the epoch indices run;
-    ``stopped_early``, ``interrupted`` (Ctrl-C) and ``best_epoch`` (early stopping) say how it ended.
+    ``stopped_early``, ``interrupted`` (Ctrl-C) and ``best_epoch`` (early stopping) say how it
+    ended.
     """
 
     def __init__(self):
@@ -85,7 +86,8 @@ class EarlyStopping:
                  restore_best_weights=True):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
+        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) \
+                or patience < 0:
             raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
         self.monitor = monitor
         self.patience = int(patience)
