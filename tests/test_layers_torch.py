@@ -27,6 +27,18 @@ BACKENDS = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny problems: one thread each for torch and rnnfast, so neither spins against the other
+    (or against other work on this 2-core machine). Restored afterwards."""
+    torch_threads, rf_threads = torch.get_num_threads(), rf.get_num_threads()
+    torch.set_num_threads(1)
+    rf.set_num_threads(1)
+    yield
+    torch.set_num_threads(torch_threads)
+    rf.set_num_threads(rf_threads)
+
+
 def make_pair(cell, dtype, seed=0, **kw):
     """An rnnfast layer and a torch module holding the same weights."""
     if cell.startswith("rnn"):
