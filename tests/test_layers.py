@@ -133,6 +133,7 @@ def test_reset_parameters_redraws_the_same_weights():
     (dict(dropout=1.5), ValueError, "dropout"),
     (dict(dropout="0.5"), ValueError, "dropout"),
     (dict(seed=1.5), TypeError, "seed"),
+    (dict(seed=-1), ValueError, "seed"),
 ])
 @pytest.mark.parametrize("cell", CELLS)
 def test_bad_constructor_arguments(cell, kwargs, exc, match):

@@ -104,9 +104,10 @@ class _RNNBase(Module):
                           f"expects num_layers > 1, got dropout={self.dropout} and num_layers=1",
                           UserWarning, stacklevel=3)
         self.dtype = _layer_dtype(dtype)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or seed < 0):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed must be None or a non-negative int, got {seed!r}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be None or a non-negative int, got {seed}")
         self.seed = None if seed is None else int(seed)
         # one seed, two independent streams: the initial weights and the dropout masks
         init_seq, dropout_seq = np.random.SeedSequence(self.seed).spawn(2)
