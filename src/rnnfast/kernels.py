@@ -84,8 +84,10 @@ def set_backend(name):
 def use_backend(name):
     """``with use_backend("reference"): ...`` runs the block on that backend, then restores."""
     global _active
-    previous = _current()
+    previous = _active  # may still be None (undecided): restoring that decides lazily, as before
     _active = _module(name)
+    if _active is _compiled:
+        _blas.check()
     try:
         yield
     finally:
