@@ -145,8 +145,12 @@ def main(argv=None):
                                   args.seed) for b in ("compiled", "reference")}
         for b, s in speeds.items():
             print(f"  {b:<9} {s:>10,.0f} samples/s")
-        print(f"  the compiled backend trained {speeds['compiled'] / speeds['reference']:.1f}x "
-              "faster than the reference")
+        ratio = speeds["compiled"] / speeds["reference"]
+        if ratio >= 1:
+            print(f"  the compiled backend trained {ratio:.1f}x faster than the reference")
+        else:
+            print(f"  the compiled backend trained {1 / ratio:.1f}x slower than the reference "
+                  "here (is the machine busy? see python -m rnnfast info)")
     return 0
 
 

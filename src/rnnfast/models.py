@@ -129,7 +129,12 @@ class Embedding(_Layer):
         if self.padding_idx is not None:
             keep = flat_ids != self.padding_idx
             flat_ids, flat_dy = flat_ids[keep], flat_dy[keep]
-        np.add.at(p.grad, flat_ids, flat_dy)
+        # sum the rows of each id with one sort and one reduceat (np.add.at is much slower)
+        order = np.argsort(flat_ids, kind="stable")
+        sorted_ids = flat_ids[order]
+        if sorted_ids.size:
+            starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+            p.grad[sorted_ids[starts]] += np.add.reduceat(flat_dy[order], starts, axis=0)
         return None  # integer ids have no gradient
 
 
