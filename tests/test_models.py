@@ -38,13 +38,22 @@ def _fd_check(model, loss_of, params, rng, dx_input=None, n_probe=5, eps=1e-6, r
     return worst
 
 
+@pytest.fixture(params=["reference", "compiled"])
+def backend(request):
+    """Run a test on each backend (the compiled one only where it is built)."""
+    if request.param == "compiled" and not rf.compiled_available():
+        pytest.skip("the compiled backend is not built")
+    with rf.use_backend(request.param):
+        yield request.param
+
+
 def _reseeding(model, dropouts, seed=5):
     """Fix every Dropout mask across the repeated forward passes of a finite-difference check."""
     for d in dropouts:
         d.rng = np.random.default_rng(seed)
 
 
-def test_whole_model_gradient_every_layer_kind_from_ids():
+def test_whole_model_gradient_every_layer_kind_from_ids(backend):
     rng = np.random.default_rng(0)
     V, B, T = 11, 4, 6
     drop = rf.Dropout(0.3, seed=1)
@@ -78,7 +87,7 @@ def test_whole_model_gradient_every_layer_kind_from_ids():
     _fd_check(model, loss_of, params, rng)
 
 
-def test_whole_model_gradient_float_input_bidirectional_last_step():
+def test_whole_model_gradient_float_input_bidirectional_last_step(backend):
     rng = np.random.default_rng(1)
     B, T, I = 3, 5, 2
     model = rf.Sequential(
@@ -99,7 +108,7 @@ def test_whole_model_gradient_float_input_bidirectional_last_step():
     _fd_check(model, loss_of, model.named_parameters(), rng, dx_input=x)
 
 
-def test_time_major_model_gradient_with_bce():
+def test_time_major_model_gradient_with_bce(backend):
     rng = np.random.default_rng(2)
     T, B, I = 4, 3, 3
     model = rf.Sequential(rf.GRU(I, 5, dtype=F64, seed=0), rf.Dropout(0.0), rf.ReLU(),

@@ -339,11 +339,18 @@ class LastStep(_Layer):
 
 
 # -- the container ----------------------------------------------------------------------------
+_TAKES_LENGTHS = {}
+
+
 def _takes_lengths(module):
-    try:
-        return "lengths" in inspect.signature(module.forward).parameters
-    except (TypeError, ValueError):
-        return False
+    """Whether ``module.forward`` has a ``lengths`` argument (cached per class)."""
+    cls = type(module)
+    if cls not in _TAKES_LENGTHS:
+        try:
+            _TAKES_LENGTHS[cls] = "lengths" in inspect.signature(module.forward).parameters
+        except (TypeError, ValueError):
+            _TAKES_LENGTHS[cls] = False
+    return _TAKES_LENGTHS[cls]
 
 
 def _is_recurrent(module):
