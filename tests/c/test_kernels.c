@@ -1,0 +1,344 @@
+/* test_kernels.c: C-level tests of rnnfast's kernels, meant to run under AddressSanitizer and
+ * UndefinedBehaviorSanitizer (tests/test_c_sanitizers.py builds and runs it).
+ *
+ * With a naive BLAS (naive_blas.c), for every cell (RNN tanh/relu, LSTM, GRU), on shapes that take
+ * both code paths (small: own products in one OpenMP region; large: per-step BLAS):
+ *   - double-precision gradients from backward against central finite differences of
+ *     L = <dy, y> + <dh_n, h_n> (+ <dc_n, c_n>) along random directions in (x, h0, c0, weights,
+ *     biases), with lengths, with and without biases and initial states;
+ *   - training and inference forward give identical outputs; 1 and 2 threads give identical
+ *     float results; inference workspace does not grow with T (memory O(B*H));
+ *   - every error code for bad sizes, NULL pointers, short workspace, bad lengths and options,
+ *     and outputs untouched on error.
+ * Prints the worst relative gradient error and exits non-zero on any failure.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "naive_blas.h"
+#include "rnnfast.h"
+
+enum { RNN_TANH, RNN_RELU, LSTM, GRU };
+static const char *NAMES[] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
+static const int GATES[] = {1, 1, 4, 3};
+
+static int failures = 0;
+static double worst = 0;
+static rnnfast_blas BLAS = {naive_sgemm, naive_dgemm, naive_sgemv, naive_dgemv};
+
+#define CHECK(cond, ...)                                                                        \
+    do {                                                                                        \
+        if (!(cond)) {                                                                          \
+            failures++;                                                                         \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                         \
+            printf(__VA_ARGS__);                                                                \
+            printf("\n");                                                                       \
+        }                                                                                       \
+    } while (0)
+
+static unsigned long long rng_state = 88172645463325252ull;
+static double urand(void) { /* xorshift64, uniform in [-1, 1) */
+    rng_state ^= rng_state << 13; rng_state ^= rng_state >> 7; rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0 * 2 - 1;
+}
+static void fill(double *a, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) a[i] = urand() * scale;
+}
+static double dot(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* One problem: parameters packed in one vector p = (x, h0, c0, w_ih, w_hh, b_ih, b_hh). */
+typedef struct {
+    int cell, bias, with_h0, use_lengths;
+    int64_t T, B, I, H, G;
+    size_t nx, nh, nwi, nwh, nb, n; /* sizes; offsets follow in this order */
+    int64_t *lengths;
+    double *dy, *dhn, *dcn;         /* the loss weights */
+} Prob;
+
+typedef struct { double *x, *h0, *c0, *wi, *wh, *bi, *bh; } Parts;
+
+static Parts parts(const Prob *P, double *p) {
+    Parts s;
+    s.x = p; s.h0 = s.x + P->nx; s.c0 = s.h0 + P->nh; s.wi = s.c0 + P->nh; s.wh = s.wi + P->nwi;
+    s.bi = s.wh + P->nwh; s.bh = s.bi + P->nb;
+    return s;
+}
+
+/* Forward; writes y, h_n, c_n; gates/aux (saved) may be NULL. Returns the error code. */
+static int forward(const Prob *P, double *p, double *y, double *hn, double *cn, double *gates,
+                   double *aux, int n_threads) {
+    Parts s = parts(P, p);
+    const double *h0 = P->with_h0 ? s.h0 : NULL, *c0 = P->with_h0 ? s.c0 : NULL;
+    const double *bi = P->bias ? s.bi : NULL, *bh = P->bias ? s.bh : NULL;
+    int training = gates != NULL, rc;
+    size_t nw;
+    double *work;
+    switch (P->cell) {
+    case LSTM:
+        nw = rnnfast_lstm_forward_workspace(P->T, P->B, P->I, P->H, training);
+        work = malloc(nw * sizeof(double));
+        rc = rnnfast_lstm_forward_f64(y, hn, cn, gates, aux, s.x, h0, c0, s.wi, s.wh, bi, bh,
+                                      P->lengths, P->T, P->B, P->I, P->H, work, nw, &BLAS,
+                                      n_threads);
+        break;
+    case GRU:
+        nw = rnnfast_gru_forward_workspace(P->T, P->B, P->I, P->H, training);
+        work = malloc(nw * sizeof(double));
+        rc = rnnfast_gru_forward_f64(y, hn, gates, aux, s.x, h0, s.wi, s.wh, bi, bh, P->lengths,
+                                     P->T, P->B, P->I, P->H, work, nw, &BLAS, n_threads);
+        break;
+    default:
+        nw = rnnfast_rnn_forward_workspace(P->T, P->B, P->I, P->H);
+        work = malloc(nw * sizeof(double));
+        rc = rnnfast_rnn_forward_f64(y, hn, s.x, h0, s.wi, s.wh, bi, bh, P->lengths,
+                                     P->cell == RNN_RELU ? RNNFAST_RELU : RNNFAST_TANH,
+                                     P->T, P->B, P->I, P->H, work, nw, &BLAS, n_threads);
+    }
+    free(work);
+    return rc;
+}
+
+static double loss(const Prob *P, double *p) {
+    size_t ny = (size_t)(P->T * P->B * P->H), nh = P->nh;
+    double *y = malloc(ny * sizeof(double)), *hn = malloc(nh * sizeof(double)),
+           *cn = malloc(nh * sizeof(double));
+    int rc = forward(P, p, y, hn, cn, NULL, NULL, 2);
+    CHECK(rc == RNNFAST_OK, "%s forward rc %d", NAMES[P->cell], rc);
+    double L = dot(P->dy, y, ny) + dot(P->dhn, hn, nh);
+    if (P->cell == LSTM) L += dot(P->dcn, cn, nh);
+    free(y); free(hn); free(cn);
+    return L;
+}
+
+/* Gradient of the loss, packed like p (unused parts zero). */
+static void gradient(const Prob *P, double *p, double *g) {
+    const int64_t T = P->T, B = P->B, H = P->H, GH = P->G * H;
+    size_t ny = (size_t)(T * B * H);
+    double *y = malloc(ny * sizeof(double)), *hn = malloc(P->nh * sizeof(double)),
+           *cn = malloc(P->nh * sizeof(double)), *y2 = malloc(ny * sizeof(double)),
+           *hn2 = malloc(P->nh * sizeof(double)), *cn2 = malloc(P->nh * sizeof(double));
+    double *gates = malloc((size_t)(T * B * GH) * sizeof(double));
+    double *aux = malloc(ny * sizeof(double));
+    int rc = forward(P, p, y, hn, cn, P->cell == LSTM || P->cell == GRU ? gates : NULL,
+                     aux, 1);
+    CHECK(rc == RNNFAST_OK, "%s training forward rc %d", NAMES[P->cell], rc);
+    /* inference gives the same numbers */
+    rc = forward(P, p, y2, hn2, cn2, NULL, NULL, 2);
+    CHECK(rc == RNNFAST_OK && !memcmp(y, y2, ny * sizeof(double)) &&
+          !memcmp(hn, hn2, P->nh * sizeof(double)),
+          "%s inference forward differs from training forward", NAMES[P->cell]);
+    memset(g, 0, P->n * sizeof(double));
+    Parts s = parts(P, p), d = parts(P, g);
+    const double *h0 = P->with_h0 ? s.h0 : NULL, *c0 = P->with_h0 ? s.c0 : NULL;
+    double *dbi = P->bias ? d.bi : NULL, *dbh = P->bias ? d.bh : NULL;
+    size_t nw;
+    double *work;
+    switch (P->cell) {
+    case LSTM:
+        nw = rnnfast_lstm_backward_workspace(T, B, P->I, H);
+        work = malloc(nw * sizeof(double));
+        rc = rnnfast_lstm_backward_f64(d.x, d.h0, d.c0, d.wi, d.wh, dbi, dbh, P->dy, P->dhn,
+                                       P->dcn, gates, aux, y, s.x, h0, c0, s.wi, s.wh,
+                                       P->lengths, T, B, P->I, H, work, nw, &BLAS, 2);
+        break;
+    case GRU:
+        nw = rnnfast_gru_backward_workspace(T, B, P->I, H);
+        work = malloc(nw * sizeof(double));
+        rc = rnnfast_gru_backward_f64(d.x, d.h0, d.wi, d.wh, dbi, dbh, P->dy, P->dhn, gates, aux,
+                                      y, s.x, h0, s.wi, s.wh, P->lengths, T, B, P->I, H, work,
+                                      nw, &BLAS, 2);
+        break;
+    default:
+        nw = rnnfast_rnn_backward_workspace(T, B, P->I, H);
+        work = malloc(nw * sizeof(double));
+        rc = rnnfast_rnn_backward_f64(d.x, d.h0, d.wi, d.wh, dbi, dbh, P->dy, P->dhn, y, s.x,
+                                      h0, s.wi, s.wh, P->lengths,
+                                      P->cell == RNN_RELU ? RNNFAST_RELU : RNNFAST_TANH,
+                                      T, B, P->I, H, work, nw, &BLAS, 1);
+    }
+    CHECK(rc == RNNFAST_OK, "%s backward rc %d", NAMES[P->cell], rc);
+    if (!P->with_h0) { memset(d.h0, 0, P->nh * sizeof(double)); memset(d.c0, 0, P->nh * sizeof(double)); }
+    if (P->cell != LSTM) memset(d.c0, 0, P->nh * sizeof(double));
+    free(work); free(y); free(hn); free(cn); free(y2); free(hn2); free(cn2); free(gates); free(aux);
+}
+
+static void check_gradients(int cell, int64_t T, int64_t B, int64_t I, int64_t H, int bias,
+                            int with_h0, int use_lengths) {
+    Prob P = {0};
+    P.cell = cell; P.bias = bias; P.with_h0 = with_h0; P.use_lengths = use_lengths;
+    P.T = T; P.B = B; P.I = I; P.H = H; P.G = GATES[cell];
+    P.nx = (size_t)(T * B * I); P.nh = (size_t)(B * H); P.nwi = (size_t)(P.G * H * I);
+    P.nwh = (size_t)(P.G * H * H); P.nb = (size_t)(P.G * H);
+    P.n = P.nx + 2 * P.nh + P.nwi + P.nwh + 2 * P.nb;
+    double *p = malloc(P.n * sizeof(double)), *g = malloc(P.n * sizeof(double)),
+           *v = malloc(P.n * sizeof(double)), *q = malloc(P.n * sizeof(double));
+    fill(p, P.n, 1.0);
+    Parts s = parts(&P, p);
+    fill(s.wi, P.nwi + P.nwh, 1.0 / sqrt((double)H + I)); /* keep the gates away from saturation */
+    P.dy = malloc((size_t)(T * B * H) * sizeof(double));
+    P.dhn = malloc(P.nh * sizeof(double));
+    P.dcn = malloc(P.nh * sizeof(double));
+    fill(P.dy, (size_t)(T * B * H), 1.0); fill(P.dhn, P.nh, 1.0); fill(P.dcn, P.nh, 1.0);
+    P.lengths = malloc((size_t)B * sizeof(int64_t));
+    for (int64_t b = 0; b < B; b++) P.lengths[b] = (b * 7 + 3) % (T + 1);
+    if (!use_lengths) { free(P.lengths); P.lengths = NULL; }
+    gradient(&P, p, g);
+    const double eps = 1e-5;
+    for (int k = 0; k < 3; k++) {
+        fill(v, P.n, 1.0);
+        for (size_t i = 0; i < P.n; i++) q[i] = p[i] + eps * v[i];
+        double lp = loss(&P, q);
+        for (size_t i = 0; i < P.n; i++) q[i] = p[i] - eps * v[i];
+        double lm = loss(&P, q);
+        double fd = (lp - lm) / (2 * eps), an = dot(g, v, P.n);
+        double err = fabs(fd - an) / (fabs(an) > 1 ? fabs(an) : 1);
+        if (err > worst) worst = err;
+        CHECK(err < 1e-6, "%s (T,B,I,H)=(%lld,%lld,%lld,%lld) bias=%d h0=%d lengths=%d: "
+              "gradient %.12g vs finite difference %.12g", NAMES[cell], (long long)T,
+              (long long)B, (long long)I, (long long)H, bias, with_h0, use_lengths, an, fd);
+    }
+    free(p); free(g); free(v); free(q); free(P.dy); free(P.dhn); free(P.dcn); free(P.lengths);
+}
+
+/* float32 forward+backward: finite, and bitwise equal for 1 and 2 threads. */
+static void check_threads_f32(int cell, int64_t T, int64_t B, int64_t I, int64_t H) {
+    const int64_t G = GATES[cell], GH = G * H;
+    size_t nx = (size_t)(T * B * I), ny = (size_t)(T * B * H), nh = (size_t)(B * H);
+    float *x = malloc(nx * 4), *wi = malloc((size_t)(GH * I) * 4), *wh = malloc((size_t)(GH * H) * 4);
+    float *b = malloc((size_t)GH * 4), *dy = malloc(ny * 4);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
+    for (int64_t i = 0; i < GH * I; i++) wi[i] = (float)(urand() * 0.3);
+    for (int64_t i = 0; i < GH * H; i++) wh[i] = (float)(urand() * 0.3);
+    for (int64_t i = 0; i < GH; i++) b[i] = (float)urand();
+    for (size_t i = 0; i < ny; i++) dy[i] = (float)urand();
+    float *out[2];
+    size_t nout = ny + nh + nx + nh + (size_t)(GH * I + GH * H + GH);
+    for (int r = 0; r < 2; r++) {
+        int nt = r + 1;
+        float *o = out[r] = calloc(nout, 4);
+        float *y = o, *hn = y + ny, *dx = hn + nh, *dh0 = dx + nx, *dwi = dh0 + nh,
+              *dwh = dwi + GH * I, *db = dwh + GH * H;
+        float *cn = malloc(nh * 4), *dc0 = malloc(nh * 4);
+        float *gates = malloc((size_t)(T * B * GH) * 4), *aux = malloc(ny * 4);
+        size_t nw = 0;
+        float *work;
+        int rc1, rc2;
+        if (cell == LSTM) {
+            nw = rnnfast_lstm_forward_workspace(T, B, I, H, 1);
+            size_t nb = rnnfast_lstm_backward_workspace(T, B, I, H);
+            work = malloc((nw > nb ? nw : nb) * 4);
+            rc1 = rnnfast_lstm_forward_f32(y, hn, cn, gates, aux, x, NULL, NULL, wi, wh, b, NULL,
+                                           NULL, T, B, I, H, work, nw, &BLAS, nt);
+            rc2 = rnnfast_lstm_backward_f32(dx, dh0, dc0, dwi, dwh, db, NULL, dy, NULL, NULL,
+                                            gates, aux, y, x, NULL, NULL, wi, wh, NULL, T, B, I,
+                                            H, work, nb, &BLAS, nt);
+        } else if (cell == GRU) {
+            nw = rnnfast_gru_forward_workspace(T, B, I, H, 1);
+            size_t nb = rnnfast_gru_backward_workspace(T, B, I, H);
+            work = malloc((nw > nb ? nw : nb) * 4);
+            rc1 = rnnfast_gru_forward_f32(y, hn, gates, aux, x, NULL, wi, wh, b, b, NULL, T, B, I,
+                                          H, work, nw, &BLAS, nt);
+            rc2 = rnnfast_gru_backward_f32(dx, dh0, dwi, dwh, db, NULL, dy, NULL, gates, aux, y,
+                                           x, NULL, wi, wh, NULL, T, B, I, H, work, nb, &BLAS,
+                                           nt);
+        } else {
+            nw = rnnfast_rnn_forward_workspace(T, B, I, H);
+            size_t nb = rnnfast_rnn_backward_workspace(T, B, I, H);
+            work = malloc((nw > nb ? nw : nb) * 4);
+            int nl = cell == RNN_RELU ? RNNFAST_RELU : RNNFAST_TANH;
+            rc1 = rnnfast_rnn_forward_f32(y, hn, x, NULL, wi, wh, NULL, b, NULL, nl, T, B, I, H,
+                                          work, nw, &BLAS, nt);
+            rc2 = rnnfast_rnn_backward_f32(dx, dh0, dwi, dwh, NULL, db, dy, NULL, y, x, NULL, wi,
+                                           wh, NULL, nl, T, B, I, H, work, nb, &BLAS, nt);
+        }
+        CHECK(rc1 == RNNFAST_OK && rc2 == RNNFAST_OK, "%s f32 rc %d %d", NAMES[cell], rc1, rc2);
+        for (size_t i = 0; i < nout; i++)
+            if (!isfinite(o[i])) { CHECK(0, "%s f32 output %zu not finite", NAMES[cell], i); break; }
+        free(cn); free(dc0); free(gates); free(aux); free(work);
+    }
+    CHECK(!memcmp(out[0], out[1], nout * 4), "%s f32: 1 and 2 threads differ", NAMES[cell]);
+    free(out[0]); free(out[1]); free(x); free(wi); free(wh); free(b); free(dy);
+}
+
+static void check_errors(void) {
+    const int64_t T = 3, B = 2, I = 4, H = 5;
+    double x[3 * 2 * 4] = {0}, y[3 * 2 * 5], hn[2 * 5], cn[2 * 5], wi[4 * 5 * 4] = {0},
+           wh[4 * 5 * 5] = {0}, gates[3 * 2 * 20], aux[3 * 2 * 5], work[4096];
+    int64_t bad_len[2] = {1, 4}, neg_len[2] = {-1, 0};
+    size_t nw = rnnfast_lstm_forward_workspace(T, B, I, H, 1);
+    CHECK(nw <= 4096, "workspace %zu", nw);
+    rnnfast_blas no_s = {NULL, naive_dgemm, NULL, naive_dgemv};
+#define LSTM_CALL(Y, XX, TT, BB, II, HH, LEN, W, NW, BL, NT, G, A)                              \
+    rnnfast_lstm_forward_f64(Y, hn, cn, G, A, XX, NULL, NULL, wi, wh, NULL, NULL, LEN, TT, BB, \
+                             II, HH, W, NW, BL, NT)
+    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_OK, "ok");
+    for (int i = 0; i < 30; i++) y[i] = 42;
+    CHECK(LSTM_CALL(NULL, x, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_NULL, "y NULL");
+    CHECK(LSTM_CALL(y, NULL, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_NULL, "x NULL");
+    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, NULL, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_NULL, "work NULL");
+    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, NULL, 1, gates, aux) == RNNFAST_ERR_NULL, "blas NULL");
+    rnnfast_blas only_s = {naive_sgemm, NULL, naive_sgemv, NULL};
+    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, &only_s, 1, gates, aux) == RNNFAST_ERR_NULL, "no dgemm");
+    (void)no_s;
+    CHECK(LSTM_CALL(y, x, 0, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "T=0");
+    CHECK(LSTM_CALL(y, x, T, -1, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "B<0");
+    CHECK(LSTM_CALL(y, x, T, B, 0, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "I=0");
+    CHECK(LSTM_CALL(y, x, T, B, I, (int64_t)1 << 40, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "H huge");
+    CHECK(LSTM_CALL(y, x, (int64_t)1 << 40, (int64_t)1 << 30, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "T*B huge");
+    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw - 1, &BLAS, 1, gates, aux) == RNNFAST_ERR_WORKSPACE, "short work");
+    CHECK(LSTM_CALL(y, x, T, B, I, H, bad_len, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_LENGTHS, "len > T");
+    CHECK(LSTM_CALL(y, x, T, B, I, H, neg_len, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_LENGTHS, "len < 0");
+    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, &BLAS, 0, gates, aux) == RNNFAST_ERR_ARG, "n_threads 0");
+    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, NULL) == RNNFAST_ERR_ARG, "c_all NULL");
+    for (int i = 0; i < 30; i++) CHECK(y[i] == 42, "y touched on error");
+    CHECK(rnnfast_rnn_forward_f64(y, hn, x, NULL, wi, wh, NULL, NULL, NULL, 7, T, B, I, H, work,
+                                  4096, &BLAS, 1) == RNNFAST_ERR_ARG, "nonlinearity");
+    CHECK(rnnfast_gru_forward_f64(y, hn, gates, NULL, x, NULL, wi, wh, NULL, NULL, NULL, T, B, I,
+                                  H, work, 4096, &BLAS, 1) == RNNFAST_ERR_ARG, "gru half saved");
+    CHECK(rnnfast_gru_backward_f64(x, hn, wi, wh, NULL, NULL, NULL, NULL, gates, NULL, y, x, NULL,
+                                   wi, wh, NULL, T, B, I, H, work, 4096, &BLAS, 1) == RNNFAST_ERR_NULL,
+          "gru backward hn_all NULL");
+    CHECK(rnnfast_lstm_backward_f64(x, hn, cn, wi, wh, NULL, NULL, NULL, NULL, NULL, gates, aux, y,
+                                    x, NULL, NULL, wi, wh, bad_len, T, B, I, H, work, 4096, &BLAS,
+                                    1) == RNNFAST_ERR_LENGTHS, "lstm backward lengths");
+    CHECK(rnnfast_rnn_backward_f64(x, hn, wi, wh, NULL, NULL, NULL, NULL, y, x, NULL, wi, wh,
+                                   NULL, RNNFAST_TANH, T, B, I, H, work, 1, &BLAS, 1)
+          == RNNFAST_ERR_WORKSPACE, "rnn backward short work");
+    CHECK(rnnfast_lstm_forward_workspace(0, 1, 1, 1, 0) == SIZE_MAX, "workspace of bad sizes");
+    CHECK(rnnfast_gru_backward_workspace(1, -2, 1, 1) == SIZE_MAX, "workspace of bad sizes");
+    /* inference memory is O(B*H): its workspace stops growing with T */
+    CHECK(rnnfast_lstm_forward_workspace(1000, 4, 8, 16, 0) ==
+          rnnfast_lstm_forward_workspace(100000, 4, 8, 16, 0), "lstm inference workspace grows");
+    CHECK(rnnfast_gru_forward_workspace(1000, 64, 8, 256, 0) ==
+          rnnfast_gru_forward_workspace(100000, 64, 8, 256, 0), "gru inference workspace grows");
+    CHECK(rnnfast_rnn_forward_workspace(10, 4, 8, 16) == rnnfast_rnn_forward_workspace(10000, 4, 8, 16),
+          "rnn workspace grows");
+    CHECK(strlen(rnnfast_strerror(RNNFAST_ERR_LENGTHS)) > 0 && strlen(rnnfast_strerror(99)) > 0,
+          "strerror");
+}
+
+int main(void) {
+    /* (T, B, I, H): small path shapes (incl. B=1, T=1, odd H) and large-path ones (B*G*H*H > 2^20) */
+    const int64_t small[][4] = {{4, 3, 5, 7}, {5, 1, 3, 4}, {1, 2, 3, 5}, {3, 5, 2, 19}};
+    for (int cell = 0; cell < 4; cell++) {
+        for (size_t k = 0; k < sizeof small / sizeof small[0]; k++)
+            for (int opt = 0; opt < 4; opt++)
+                check_gradients(cell, small[k][0], small[k][1], small[k][2], small[k][3],
+                                opt & 1, (opt >> 1) & 1, k != 2);
+        int64_t Bl = cell == LSTM ? 2 : cell == GRU ? 2 : 4;
+        check_gradients(cell, 2, Bl, 3, 520, 1, 1, 1);
+        check_gradients(cell, 2, 1, 3, 1100, 0, 0, 0);
+        check_threads_f32(cell, 6, 7, 5, 33);
+        check_threads_f32(cell, 2, Bl, 4, 520);
+    }
+    check_errors();
+    printf("rnnfast C tests: %d failure(s); worst relative gradient error %.2e\n", failures,
+           worst);
+    return failures ? 1 : 0;
+}
