@@ -154,6 +154,17 @@ def test_last_step_after_bidirectional_is_each_directions_final_state():
         np.testing.assert_allclose(got, np.concatenate([h_n[-2], h_n[-1]], axis=1), atol=1e-12)
 
 
+def test_last_step_layout_inference_in_sequential():
+    bi = rf.GRU(2, 3, bidirectional=True)
+    model = rf.Sequential(bi, rf.Dropout(0.1), rf.LastStep(), rf.Linear(6, 2))
+    assert model[2]._layout() == (False, True)
+    mixed = rf.Sequential(rf.LSTM(2, 3, bidirectional=True, batch_first=True), rf.Linear(6, 4),
+                          rf.LastStep())
+    assert mixed[2]._layout() == (True, False)  # the Linear mixed the directions
+    assert rf.LastStep()._layout() == (True, False)
+    assert rf.Sequential(bi, rf.LastStep(batch_first=True))[1]._layout() == (True, True)
+
+
 def test_last_step_explicit_layout_and_backward():
     y = np.arange(2 * 3 * 4, dtype=F64).reshape(3, 2, 4)  # (T, B, F) time-major
     step = rf.LastStep(batch_first=False, bidirectional=True)

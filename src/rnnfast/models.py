@@ -274,7 +274,8 @@ class LastStep(_Layer):
     half from step 0, where the reverse direction finishes: each direction's final output.
 
     ``batch_first`` and ``bidirectional`` left as None are taken from the nearest recurrent layer
-    before this one in a Sequential; with no such layer they mean batch-first, one direction.
+    before this one in a Sequential (``bidirectional`` only if nothing but Dropout and elementwise
+    activations sit between them); with no such layer they mean batch-first, one direction.
 
     >>> import numpy as np, rnnfast as rf
     >>> y = np.arange(12.0).reshape(2, 3, 2)                   # (B, T, F)
@@ -339,6 +340,8 @@ class LastStep(_Layer):
 
 
 # -- the container ----------------------------------------------------------------------------
+_ELEMENTWISE = (Dropout, Tanh, ReLU, Sigmoid)
+
 _TAKES_LENGTHS = {}
 
 
@@ -389,14 +392,19 @@ class Sequential(Module):
         return self
 
     def _link(self):
-        # LastStep left unconfigured follows the recurrent layer before it
-        recurrent = None
+        # A LastStep left unconfigured follows the recurrent layer before it: its batch_first
+        # always (feature-wise layers keep the layout), its two directions only when nothing but
+        # elementwise layers sit between them (a Linear mixes the two halves).
+        recurrent, halves_intact = None, False
         for layer in self._modules.values():
             if _is_recurrent(layer):
-                recurrent = layer
-            elif isinstance(layer, LastStep) and recurrent is not None:
-                layer._inferred = (bool(recurrent.batch_first),
-                                   bool(getattr(recurrent, "bidirectional", False)))
+                recurrent, halves_intact = layer, True
+            elif isinstance(layer, LastStep):
+                if recurrent is not None:
+                    layer._inferred = (bool(recurrent.batch_first), halves_intact and
+                                       bool(getattr(recurrent, "bidirectional", False)))
+            elif not isinstance(layer, _ELEMENTWISE):
+                halves_intact = False
 
     def __getitem__(self, index):
         layers = list(self._modules.values())
