@@ -296,3 +296,44 @@ def test_torch_sequential_state_dict_loads_unchanged():
     with torch.no_grad():
         expected = tm(torch.from_numpy(ids)).numpy()
     np.testing.assert_allclose(ours(ids), expected, atol=1e-12)
+
+
+def test_classifier_matches_torch_forward_and_every_gradient():
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence
+    torch.manual_seed(0)
+    V, E, H, C, B, T = 13, 5, 4, 3, 4, 6
+    emb, lstm = torch.nn.Embedding(V, E, padding_idx=0), torch.nn.LSTM(E, H, batch_first=True,
+                                                                         bidirectional=True)
+    lin = torch.nn.Linear(2 * H, C)
+    for m in (emb, lstm, lin):
+        m.double()
+    rng = np.random.default_rng(7)
+    ids = rng.integers(1, V, size=(B, T))
+    lengths = np.array([6, 2, 4, 1])
+    for b, n in enumerate(lengths):
+        ids[b, n:] = 0
+    y = np.array([2, 0, 1, 1])
+
+    packed = pack_padded_sequence(emb(torch.from_numpy(ids)), torch.from_numpy(lengths),
+                                  batch_first=True, enforce_sorted=False)
+    _, (h_n, _) = lstm(packed)
+    scores = lin(torch.cat([h_n[-2], h_n[-1]], dim=1))
+    ref = torch.nn.functional.cross_entropy(scores, torch.from_numpy(y))
+    ref.backward()
+
+    model = rf.Sequential(rf.Embedding(V, E, padding_idx=0, dtype=F64),
+                          rf.LSTM(E, H, batch_first=True, bidirectional=True, dtype=F64),
+                          rf.LastStep(), rf.Linear(2 * H, C, dtype=F64))
+    torch_params = {}
+    for key, m in (("0", emb), ("1", lstm), ("3", lin)):
+        for name, p in m.named_parameters():
+            torch_params[f"{key}.{name}"] = p
+    model.load_state_dict({k: p.detach().numpy() for k, p in torch_params.items()})
+    loss = rf.CrossEntropyLoss()
+    value = loss(model(ids, lengths=lengths), y)
+    model.backward(loss.backward())
+    assert value == pytest.approx(ref.item(), rel=1e-12)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, torch_params[name].grad.numpy(), atol=1e-10,
+                                   err_msg=name)
