@@ -59,9 +59,26 @@ typedef struct {
     int64_t T, B, I, H, Tc;
 } RF_F(gru_fwd);
 
+/* One row of the fused pass: xr, xz, xn = W_i x + b_i (r, z, n parts), hr, hz, hn = W_h h + b_h.
+ * When training (save != 0) r, z, n replace xr, xz, xn and hn is copied to hn_save. */
+RF_INLINE void RF_F(gru_row_forward)(int save, int64_t H, real *restrict xr, real *restrict xz,
+                                     real *restrict xn, const real *restrict hr,
+                                     const real *restrict hz, const real *restrict hn,
+                                     real *restrict hn_save, real *restrict y,
+                                     real *restrict h_b) {
+    for (int64_t j = 0; j < H; j++) {
+        real r = RF_F(rf_sigmoid)(xr[j] + hr[j]);
+        real z = RF_F(rf_sigmoid)(xz[j] + hz[j]);
+        real n = RF_F(rf_tanh)(xn[j] + r * hn[j]);
+        real h = (1 - z) * n + z * h_b[j];
+        if (save) { xr[j] = r; xz[j] = z; xn[j] = n; hn_save[j] = hn[j]; } /* for backward */
+        y[j] = h; h_b[j] = h;
+    }
+}
+
 /* Rows [b0,b1) of step t: P_t (B,3H) holds W_ih x_t + b_ih, hh (B,3H) holds W_hh h + b_hh. */
-RF_CLONES static void RF_F(gru_gates_forward)(const RF_F(gru_fwd) *a, int64_t t, real *P_t,
-                                             int64_t b0, int64_t b1) {
+RF_INLINE void RF_F(gru_gates_forward_body)(const RF_F(gru_fwd) *a, int64_t t, real *P_t,
+                                            int64_t b0, int64_t b1) {
     const int64_t B = a->B, H = a->H, GH = 3 * H;
     const int training = a->gates != NULL;
     for (int64_t b = b0; b < b1; b++) {
@@ -74,27 +91,16 @@ RF_CLONES static void RF_F(gru_gates_forward)(const RF_F(gru_fwd) *a, int64_t t,
             if (training) memset(hn_tb, 0, (size_t)H * sizeof(real));
             continue;
         }
-        real *xr = xp, *xz = xp + H, *xn = xp + 2 * H;
-        const real *hr = hh, *hz = hh + H, *hn = hh + 2 * H;
-        if (training) {
-            for (int64_t j = 0; j < H; j++) {
-                real r = RF_F(rf_sigmoid)(xr[j] + hr[j]);
-                real z = RF_F(rf_sigmoid)(xz[j] + hz[j]);
-                real n = RF_F(rf_tanh)(xn[j] + r * hn[j]);
-                real h = (1 - z) * n + z * h_b[j];
-                xr[j] = r; xz[j] = z; xn[j] = n; hn_tb[j] = hn[j]; /* kept for backward */
-                y_tb[j] = h_b[j] = h;
-            }
-        } else {
-            for (int64_t j = 0; j < H; j++) {
-                real r = RF_F(rf_sigmoid)(xr[j] + hr[j]);
-                real z = RF_F(rf_sigmoid)(xz[j] + hz[j]);
-                real n = RF_F(rf_tanh)(xn[j] + r * hn[j]);
-                y_tb[j] = h_b[j] = (1 - z) * n + z * h_b[j];
-            }
-        }
+        if (training)
+            RF_F(gru_row_forward)(1, H, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H, hn_tb,
+                                  y_tb, h_b);
+        else
+            RF_F(gru_row_forward)(0, H, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H, NULL,
+                                  y_tb, h_b);
     }
 }
+RF_MULTIVERSION(gru_gates_forward, (const RF_F(gru_fwd) *a, int64_t t, real *P_t, int64_t b0,
+                                    int64_t b1), (a, t, P_t, b0, b1))
 
 static real *RF_F(gru_chunk)(const RF_F(gru_fwd) *a, int64_t t0) {
     return a->gates ? a->gates + t0 * a->B * 3 * a->H : a->chunk;
@@ -187,36 +193,55 @@ typedef struct {
     int64_t T, B, H;
 } RF_F(gru_bwd);
 
-RF_CLONES static void RF_F(gru_gates_backward)(const RF_F(gru_bwd) *a, int64_t t, int64_t b0,
-                                              int64_t b1) {
+/* One row of the gate gradients; without has_hp / has_dy, h_{t-1} / dy are zeros. */
+RF_INLINE void RF_F(gru_row_backward)(int has_hp, int has_dy, int64_t H, const real *restrict gr,
+                                      const real *restrict gz, const real *restrict gn,
+                                      const real *restrict hn, const real *restrict h_prev,
+                                      const real *restrict dy, real *restrict dh,
+                                      real *restrict di_r, real *restrict di_z,
+                                      real *restrict di_n, real *restrict dhh_r,
+                                      real *restrict dhh_z, real *restrict dhh_n) {
+    for (int64_t j = 0; j < H; j++) {
+        real r = gr[j], z = gz[j], n = gn[j], hp = has_hp ? h_prev[j] : 0;
+        real d_h = has_dy ? dy[j] + dh[j] : dh[j];
+        /* forward: h_t = (1-z)*n + z*h_{t-1}; n = tanh(a_n + r*hn); r, z = sigmoid(.) */
+        real d_an = d_h * (1 - z) * (1 - n * n);
+        real d_r = d_an * hn[j] * r * (1 - r);
+        real d_z = d_h * (hp - n) * z * (1 - z);
+        di_r[j] = d_r; dhh_r[j] = d_r;
+        di_z[j] = d_z; dhh_z[j] = d_z;
+        di_n[j] = d_an;
+        dhh_n[j] = d_an * r; /* the hidden-side n gradient: its own buffer keeps dW_hh one GEMM */
+        dh[j] = d_h * z;     /* the caller adds da_hh[t] @ W_hh */
+    }
+}
+
+RF_INLINE void RF_F(gru_gates_backward_body)(const RF_F(gru_bwd) *a, int64_t t, int64_t b0,
+                                             int64_t b1) {
     const int64_t B = a->B, H = a->H, GH = 3 * H;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t tb = t * B + b;
-        real *di = a->da_in + tb * GH, *dhh = a->da_hh + tb * GH, *dh = a->dh + b * H;
+        real *di = a->da_in + tb * GH, *dhh = a->da_hh + tb * GH;
         if (!rf_valid(a->lengths, t, b)) {
             memset(di, 0, (size_t)GH * sizeof(real));
             memset(dhh, 0, (size_t)GH * sizeof(real));
             continue;
         }
         const real *g = a->gates + tb * GH, *hn = a->hn_all + tb * H;
-        const real *gr = g, *gz = g + H, *gn = g + 2 * H;
         const real *h_prev = t > 0 ? a->y + (tb - B) * H : (a->h0 ? a->h0 + b * H : NULL);
         const real *dy = a->dy ? a->dy + tb * H : NULL;
-        for (int64_t j = 0; j < H; j++) {
-            real r = gr[j], z = gz[j], n = gn[j], hp = h_prev ? h_prev[j] : 0;
-            real d_h = (dy ? dy[j] : 0) + dh[j];
-            /* forward: h_t = (1-z)*n + z*h_{t-1}; n = tanh(a_n + r*hn); r, z = sigmoid(.) */
-            real d_an = d_h * (1 - z) * (1 - n * n);
-            real d_r = d_an * hn[j] * r * (1 - r);
-            real d_z = d_h * (hp - n) * z * (1 - z);
-            di[j] = dhh[j] = d_r;
-            di[H + j] = dhh[H + j] = d_z;
-            di[2 * H + j] = d_an;
-            dhh[2 * H + j] = d_an * r;
-            dh[j] = d_h * z; /* the caller adds da_hh[t] @ W_hh */
-        }
+#define RF_ROW(has_hp, has_dy)                                                                  \
+    RF_F(gru_row_backward)(has_hp, has_dy, H, g, g + H, g + 2 * H, hn, h_prev, dy, a->dh + b * H, \
+                           di, di + H, di + 2 * H, dhh, dhh + H, dhh + 2 * H)
+        if (h_prev && dy) RF_ROW(1, 1);
+        else if (h_prev) RF_ROW(1, 0);
+        else if (dy) RF_ROW(0, 1);
+        else RF_ROW(0, 0);
+#undef RF_ROW
     }
 }
+RF_MULTIVERSION(gru_gates_backward, (const RF_F(gru_bwd) *a, int64_t t, int64_t b0, int64_t b1),
+                (a, t, b0, b1))
 
 static void RF_F(gru_backward_slice)(const RF_F(gru_bwd) *a, int64_t b0, int64_t b1) {
     const int64_t B = a->B, H = a->H, GH = 3 * H;

@@ -64,11 +64,41 @@ typedef struct {
     int64_t T, B, I, H, Tc;
 } RF_F(lstm_fwd);
 
+/* One row of the fused pass, training: activate the gates in place (kept for backward), update
+ * c (also into cs, the saved c_t) and h (also into y). */
+RF_INLINE void RF_F(lstm_row_train)(int64_t H, real *restrict pi, real *restrict pf,
+                                    real *restrict pg, real *restrict po, real *restrict c_b,
+                                    real *restrict cs, real *restrict y, real *restrict h_b) {
+    for (int64_t j = 0; j < H; j++) {
+        real i = RF_F(rf_sigmoid)(pi[j]), f = RF_F(rf_sigmoid)(pf[j]);
+        real g = RF_F(rf_tanh)(pg[j]), o = RF_F(rf_sigmoid)(po[j]);
+        real c = f * c_b[j] + i * g;
+        real h = o * RF_F(rf_tanh)(c);
+        pi[j] = i; pf[j] = f; pg[j] = g; po[j] = o;
+        cs[j] = c; c_b[j] = c;
+        y[j] = h; h_b[j] = h;
+    }
+}
+
+/* The same in inference: nothing kept. */
+RF_INLINE void RF_F(lstm_row_infer)(int64_t H, const real *restrict pi, const real *restrict pf,
+                                    const real *restrict pg, const real *restrict po,
+                                    real *restrict c_b, real *restrict y, real *restrict h_b) {
+    for (int64_t j = 0; j < H; j++) {
+        real i = RF_F(rf_sigmoid)(pi[j]), f = RF_F(rf_sigmoid)(pf[j]);
+        real g = RF_F(rf_tanh)(pg[j]), o = RF_F(rf_sigmoid)(po[j]);
+        real c = f * c_b[j] + i * g;
+        real h = o * RF_F(rf_tanh)(c);
+        c_b[j] = c;
+        y[j] = h; h_b[j] = h;
+    }
+}
+
 /* The fused pass for rows [b0,b1) of step t. P_t (B,4H) holds the pre-activations; when training,
  * the activated gates replace them and c_all[t] gets the cell state. Past a sequence's length:
  * y = 0, state frozen. */
-RF_CLONES static void RF_F(lstm_gates_forward)(const RF_F(lstm_fwd) *a, int64_t t, real *P_t,
-                                              int64_t b0, int64_t b1) {
+RF_INLINE void RF_F(lstm_gates_forward_body)(const RF_F(lstm_fwd) *a, int64_t t, real *P_t,
+                                             int64_t b0, int64_t b1) {
     const int64_t B = a->B, H = a->H;
     const int training = a->gates != NULL;
     for (int64_t b = b0; b < b1; b++) {
@@ -81,28 +111,14 @@ RF_CLONES static void RF_F(lstm_gates_forward)(const RF_F(lstm_fwd) *a, int64_t 
             if (training) memcpy(cs_tb, c_b, (size_t)H * sizeof(real));
             continue;
         }
-        real *pi = pre, *pf = pre + H, *pg = pre + 2 * H, *po = pre + 3 * H;
-        if (training) {
-            for (int64_t j = 0; j < H; j++) {
-                real i = RF_F(rf_sigmoid)(pi[j]), f = RF_F(rf_sigmoid)(pf[j]);
-                real g = RF_F(rf_tanh)(pg[j]), o = RF_F(rf_sigmoid)(po[j]);
-                real c = f * c_b[j] + i * g;
-                real h = o * RF_F(rf_tanh)(c);
-                pi[j] = i; pf[j] = f; pg[j] = g; po[j] = o; /* kept for backward */
-                cs_tb[j] = c_b[j] = c;
-                y_tb[j] = h_b[j] = h;
-            }
-        } else {
-            for (int64_t j = 0; j < H; j++) {
-                real i = RF_F(rf_sigmoid)(pi[j]), f = RF_F(rf_sigmoid)(pf[j]);
-                real g = RF_F(rf_tanh)(pg[j]), o = RF_F(rf_sigmoid)(po[j]);
-                real c = f * c_b[j] + i * g;
-                c_b[j] = c;
-                y_tb[j] = h_b[j] = o * RF_F(rf_tanh)(c);
-            }
-        }
+        if (training)
+            RF_F(lstm_row_train)(H, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, cs_tb, y_tb, h_b);
+        else
+            RF_F(lstm_row_infer)(H, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, y_tb, h_b);
     }
 }
+RF_MULTIVERSION(lstm_gates_forward, (const RF_F(lstm_fwd) *a, int64_t t, real *P_t, int64_t b0,
+                                     int64_t b1), (a, t, P_t, b0, b1))
 
 /* Projection buffer of chunk starting at t0: the saved gates when training, else the chunk. */
 static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
@@ -202,42 +218,60 @@ typedef struct {
     int64_t T, B, H;
 } RF_F(lstm_bwd);
 
+/* One row of the gate gradients. Without has_cp / has_dy, c_{t-1} / dy are zeros (and the
+ * pointers unused); the caller passes constants so each inlined copy is a straight loop. */
+RF_INLINE void RF_F(lstm_row_backward)(int has_cp, int has_dy, int64_t H, const real *restrict gi, const real *restrict gf,
+                                       const real *restrict gg, const real *restrict go,
+                                       const real *restrict c_t, const real *restrict c_prev,
+                                       const real *restrict dy, real *restrict dh,
+                                       real *restrict dc, real *restrict dai,
+                                       real *restrict daf, real *restrict dag,
+                                       real *restrict dao) {
+    for (int64_t j = 0; j < H; j++) {
+        real i = gi[j], f = gf[j], g = gg[j], o = go[j];
+        real cp = has_cp ? c_prev[j] : 0;
+        real tc = RF_F(rf_tanh)(c_t[j]);
+        real d_h = has_dy ? dy[j] + dh[j] : dh[j];
+        /* forward: h_t = o*tanh(c_t); c_t = f*c_{t-1} + i*g */
+        real d_c = dc[j] + d_h * o * (1 - tc * tc);
+        dai[j] = d_c * g * i * (1 - i);
+        daf[j] = d_c * cp * f * (1 - f);
+        dag[j] = d_c * i * (1 - g * g);
+        dao[j] = d_h * tc * o * (1 - o);
+        dc[j] = d_c * f;
+        dh[j] = 0; /* the caller adds da[t] @ W_hh */
+    }
+}
+
 /* Gate gradients of rows [b0,b1) at step t into da[t]; updates dc and sets dh to the part that
  * does not go through W_hh (zero here; the caller then adds da[t] @ W_hh). Frozen rows: da = 0,
  * dh and dc pass through unchanged. */
-RF_CLONES static void RF_F(lstm_gates_backward)(const RF_F(lstm_bwd) *a, int64_t t,
-                                               int64_t b0, int64_t b1) {
+RF_INLINE void RF_F(lstm_gates_backward_body)(const RF_F(lstm_bwd) *a, int64_t t, int64_t b0,
+                                              int64_t b1) {
     const int64_t B = a->B, H = a->H, GH = 4 * H;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t tb = t * B + b;
         real *da = a->da + tb * GH;
-        real *dh = a->dh + b * H, *dc = a->dc + b * H;
         if (!rf_valid(a->lengths, t, b)) {
             memset(da, 0, (size_t)GH * sizeof(real));
             continue;
         }
         const real *gt = a->gates + tb * GH;
-        const real *gi = gt, *gf = gt + H, *gg = gt + 2 * H, *go = gt + 3 * H;
-        const real *c_t = a->c_all + tb * H;
         const real *c_prev = t > 0 ? a->c_all + (tb - B) * H : (a->c0 ? a->c0 + b * H : NULL);
         const real *dy = a->dy ? a->dy + tb * H : NULL;
-        real *dai = da, *daf = da + H, *dag = da + 2 * H, *dao = da + 3 * H;
-        for (int64_t j = 0; j < H; j++) {
-            real i = gi[j], f = gf[j], g = gg[j], o = go[j];
-            real cp = c_prev ? c_prev[j] : 0;
-            real tc = RF_F(rf_tanh)(c_t[j]);
-            real d_h = (dy ? dy[j] : 0) + dh[j];
-            /* forward: h_t = o*tanh(c_t); c_t = f*c_{t-1} + i*g */
-            real d_c = dc[j] + d_h * o * (1 - tc * tc);
-            dai[j] = d_c * g * i * (1 - i);
-            daf[j] = d_c * cp * f * (1 - f);
-            dag[j] = d_c * i * (1 - g * g);
-            dao[j] = d_h * tc * o * (1 - o);
-            dc[j] = d_c * f;
-            dh[j] = 0;
-        }
+#define RF_ROW(has_cp, has_dy)                                                                  \
+    RF_F(lstm_row_backward)(has_cp, has_dy, H, gt, gt + H, gt + 2 * H, gt + 3 * H,               \
+                            a->c_all + tb * H, c_prev, dy, a->dh + b * H, a->dc + b * H, da,    \
+                            da + H, da + 2 * H, da + 3 * H)
+        if (c_prev && dy) RF_ROW(1, 1);
+        else if (c_prev) RF_ROW(1, 0);
+        else if (dy) RF_ROW(0, 1);
+        else RF_ROW(0, 0);
+#undef RF_ROW
     }
 }
+RF_MULTIVERSION(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_t b0,
+                                      int64_t b1), (a, t, b0, b1))
 
 static void RF_F(lstm_backward_slice)(const RF_F(lstm_bwd) *a, int64_t b0, int64_t b1) {
     const int64_t B = a->B, H = a->H, GH = 4 * H;

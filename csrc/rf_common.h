@@ -100,14 +100,26 @@ void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
 void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
                const double *Bm, int64_t ldb, double *C, int64_t ldc);
 
-/* Clone the element-wise passes for AVX-512 where the compiler can (GCC/Clang on x86-64); the
- * loader picks one clone per process, so results stay deterministic. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_CLONES) && \
-    (defined(__clang__) || __GNUC__ >= 8)
-#define RF_CLONES __attribute__((target_clones("avx512f", "default")))
+/* The element-wise passes are compiled twice, for AVX-512 and for the baseline ISA, and picked at
+ * run time (rf_have_avx512, constant for the process). No FMA contraction happens in either (ISO C
+ * mode), so both give the same IEEE results; the AVX-512 one is just 4x wider. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX512)
+#define RF_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+int rf_have_avx512(void);
 #else
-#define RF_CLONES
+#define RF_AVX512_TARGET
+static inline int rf_have_avx512(void) { return 0; }
 #endif
+#define RF_INLINE static inline __attribute__((always_inline))
+
+/* Defines RF_F(base) dispatching to two copies of RF_F(base##_body) (which must be RF_INLINE). */
+#define RF_MULTIVERSION(base, params, args)                                                     \
+    static void RF_F(base##_generic) params { RF_F(base##_body) args; }                         \
+    RF_AVX512_TARGET static void RF_F(base##_avx512) params { RF_F(base##_body) args; }         \
+    static void RF_F(base) params {                                                             \
+        if (rf_have_avx512()) RF_F(base##_avx512) args;                                         \
+        else RF_F(base##_generic) args;                                                         \
+    }
 
 /* Expand the arguments (real, RF_SFX) before a rnnfast.h signature macro pastes them. */
 #define RF_DEFINE(signature, real_t, sfx) signature(real_t, sfx)

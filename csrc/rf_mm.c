@@ -98,17 +98,18 @@ RF_AVX512_BLOCK(float, __m512, 16, f32, __mmask16, _mm512_maskz_loadu_ps, _mm512
 RF_AVX512_BLOCK(double, __m512d, 8, f64, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
                 _mm512_set1_pd, _mm512_fmadd_pd)
 
-static int rf_cpu_avx512(void) {
+int rf_have_avx512(void) {
     /* Constant for the process: every call takes the same kernel, so results are reproducible. */
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
 }
 #endif
 
 void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                const float *Bm, int64_t ldb, float *C, int64_t ldc) {
 #ifdef RF_HAVE_AVX512_KERNEL
-    if (rf_cpu_avx512()) { mm_avx512_f32(M, N, K, A, lda, Bm, ldb, C, ldc); return; }
+    if (rf_have_avx512()) { mm_avx512_f32(M, N, K, A, lda, Bm, ldb, C, ldc); return; }
 #endif
     mm_generic_f32(M, N, K, A, lda, Bm, ldb, C, ldc);
 }
@@ -116,7 +117,7 @@ void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
 void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
                const double *Bm, int64_t ldb, double *C, int64_t ldc) {
 #ifdef RF_HAVE_AVX512_KERNEL
-    if (rf_cpu_avx512()) { mm_avx512_f64(M, N, K, A, lda, Bm, ldb, C, ldc); return; }
+    if (rf_have_avx512()) { mm_avx512_f64(M, N, K, A, lda, Bm, ldb, C, ldc); return; }
 #endif
     mm_generic_f64(M, N, K, A, lda, Bm, ldb, C, ldc);
 }

@@ -55,9 +55,17 @@ typedef struct {
     int relu;
 } RF_F(rnn_fwd);
 
+RF_INLINE void RF_F(rnn_row_forward)(int relu, int64_t H, real *restrict y,
+                                     real *restrict h_b) {
+    for (int64_t j = 0; j < H; j++) {
+        real v = relu ? (y[j] < 0 ? 0 : y[j]) /* NaN passes through */ : RF_F(rf_tanh)(y[j]);
+        y[j] = v; h_b[j] = v;
+    }
+}
+
 /* y[t] rows [b0,b1) hold pre-activations; apply act in place and update h. */
-RF_CLONES static void RF_F(rnn_act_forward)(const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
-                                           int64_t b1) {
+RF_INLINE void RF_F(rnn_act_forward_body)(const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
+                                          int64_t b1) {
     const int64_t B = a->B, H = a->H;
     for (int64_t b = b0; b < b1; b++) {
         real *y_tb = a->y + (t * B + b) * H, *h_b = a->h + b * H;
@@ -65,19 +73,12 @@ RF_CLONES static void RF_F(rnn_act_forward)(const RF_F(rnn_fwd) *a, int64_t t, i
             memset(y_tb, 0, (size_t)H * sizeof(real));
             continue;
         }
-        if (a->relu) {
-            for (int64_t j = 0; j < H; j++) {
-                real v = y_tb[j] < 0 ? 0 : y_tb[j]; /* NaN passes through */
-                y_tb[j] = h_b[j] = v;
-            }
-        } else {
-            for (int64_t j = 0; j < H; j++) {
-                real v = RF_F(rf_tanh)(y_tb[j]);
-                y_tb[j] = h_b[j] = v;
-            }
-        }
+        if (a->relu) RF_F(rnn_row_forward)(1, H, y_tb, h_b);
+        else RF_F(rnn_row_forward)(0, H, y_tb, h_b);
     }
 }
+RF_MULTIVERSION(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0, int64_t b1),
+                (a, t, b0, b1))
 
 static void RF_F(rnn_forward_slice)(const RF_F(rnn_fwd) *a, int64_t b0, int64_t b1) {
     const int64_t T = a->T, B = a->B, I = a->I, H = a->H;
@@ -151,8 +152,19 @@ typedef struct {
     int relu;
 } RF_F(rnn_bwd);
 
-RF_CLONES static void RF_F(rnn_act_backward)(const RF_F(rnn_bwd) *a, int64_t t, int64_t b0,
-                                            int64_t b1) {
+/* forward: y[t] = act(a_t), so da_t = (dy_t + dh_t) * act'(a_t), written with y[t] */
+RF_INLINE void RF_F(rnn_row_backward)(int relu, int has_dy, int64_t H, const real *restrict y,
+                                      const real *restrict dy, real *restrict dh,
+                                      real *restrict da) {
+    for (int64_t j = 0; j < H; j++) {
+        real d_out = has_dy ? dy[j] + dh[j] : dh[j];
+        da[j] = relu ? d_out * (y[j] > 0 ? (real)1 : (real)0) : d_out * (1 - y[j] * y[j]);
+        dh[j] = 0; /* the caller adds da[t] @ W_hh */
+    }
+}
+
+RF_INLINE void RF_F(rnn_act_backward_body)(const RF_F(rnn_bwd) *a, int64_t t, int64_t b0,
+                                           int64_t b1) {
     const int64_t B = a->B, H = a->H;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t tb = t * B + b;
@@ -162,22 +174,14 @@ RF_CLONES static void RF_F(rnn_act_backward)(const RF_F(rnn_bwd) *a, int64_t t, 
             continue;
         }
         const real *y = a->y + tb * H, *dy = a->dy ? a->dy + tb * H : NULL;
-        /* forward: y[t] = act(a_t), so da_t = (dy_t + dh_t) * act'(a_t), written with y[t] */
-        if (a->relu) {
-            for (int64_t j = 0; j < H; j++) {
-                real d_out = (dy ? dy[j] : 0) + dh[j];
-                da[j] = d_out * (y[j] > 0 ? (real)1 : (real)0);
-                dh[j] = 0;
-            }
-        } else {
-            for (int64_t j = 0; j < H; j++) {
-                real d_out = (dy ? dy[j] : 0) + dh[j];
-                da[j] = d_out * (1 - y[j] * y[j]);
-                dh[j] = 0;
-            }
-        }
+        if (a->relu && dy) RF_F(rnn_row_backward)(1, 1, H, y, dy, dh, da);
+        else if (a->relu) RF_F(rnn_row_backward)(1, 0, H, y, dy, dh, da);
+        else if (dy) RF_F(rnn_row_backward)(0, 1, H, y, dy, dh, da);
+        else RF_F(rnn_row_backward)(0, 0, H, y, dy, dh, da);
     }
 }
+RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0, int64_t b1),
+                (a, t, b0, b1))
 
 static void RF_F(rnn_backward_slice)(const RF_F(rnn_bwd) *a, int64_t b0, int64_t b1) {
     const int64_t B = a->B, H = a->H;
