@@ -4,8 +4,8 @@ The task: tell four noisy waveforms apart (sine, square, sawtooth, a pulse train
 frequency, phase and amplitude), one value per time step. The model is the classic sequence
 classifier, LSTM -> LastStep -> Linear, trained with Adam and fit()'s progress bar. The demo then
 reports the validation accuracy, and trains copies of the same model (same initial weights, same
-data, same batches) for one pass on each backend to measure how much faster the compiled kernels
-train than the NumPy reference. Without the compiled extension it says so and trains on the reference.
+data, same batches) on each backend, taking turns, to measure how much faster the compiled
+kernels train than the NumPy reference. Without the compiled extension it says so and trains on the reference.
 
 This module is what the CLI calls (``rnnfast.cli`` wires ``demo`` to :func:`main`); it is not an
 API. Run ``python -m rnnfast demo --help`` for its options.
@@ -40,25 +40,34 @@ def make_waveforms(n, steps, seed=0, noise=0.3):
     return X[:, :, None].astype(np.float32), y.astype(np.int64)
 
 
-def build_model(hidden=32, seed=0):
+def build_model(hidden=64, seed=0):
     return rf.Sequential(rf.LSTM(1, hidden, batch_first=True, seed=seed), rf.LastStep(),
                          rf.Linear(hidden, len(CLASSES), seed=seed))
 
 
-def _train_speed(backend, initial, X, y, batch_size, seed):
-    """Samples per second for one pass over (X, y) on ``backend``, from the given weights."""
-    model = build_model(hidden=initial["0.weight_hh_l0"].shape[1], seed=seed)
-    model.load_state_dict(initial)
-    opt = rf.Adam(model.parameters(), lr=1e-2)
-    with rf.use_backend(backend):
-        # one small batch first: warm caches and lazily loaded code out of the measurement
-        rf.fit(model, X[:batch_size], y[:batch_size], loss=rf.CrossEntropyLoss(), optimizer=opt,
-               epochs=1, batch_size=batch_size, progress=False, seed=seed)
-        start = time.perf_counter()
-        rf.fit(model, X, y, loss=rf.CrossEntropyLoss(), optimizer=opt, epochs=1,
-               batch_size=batch_size, progress=False, seed=seed)
-        elapsed = time.perf_counter() - start
-    return len(X) / elapsed
+def _train_speeds(initial, X, y, batch_size, seed, rounds=3):
+    """{backend: samples per second} training the same model from the same weights over (X, y).
+
+    Shared machines are noisy: the backends take turns, ``rounds`` passes each, and each keeps
+    its best pass, so a burst of load elsewhere does not decide the comparison.
+    """
+    backends = ("compiled", "reference")
+    models, optimizers = {}, {}
+    for b in backends:
+        models[b] = build_model(hidden=initial["0.weight_hh_l0"].shape[1], seed=seed)
+        models[b].load_state_dict(initial)
+        optimizers[b] = rf.Adam(models[b].parameters(), lr=1e-2)
+    best = dict.fromkeys(backends, 0.0)
+    for r in range(rounds + 1):
+        for b in backends:
+            with rf.use_backend(b):
+                start = time.perf_counter()
+                rf.fit(models[b], X, y, loss=rf.CrossEntropyLoss(), optimizer=optimizers[b],
+                       epochs=1, batch_size=batch_size, progress=False, seed=seed + r)
+                elapsed = time.perf_counter() - start
+            if r:  # round 0 warms caches and lazily loaded code
+                best[b] = max(best[b], len(X) / elapsed)
+    return best
 
 
 def main(argv=None):
@@ -67,11 +76,11 @@ def main(argv=None):
         description="Train a small LSTM to classify noisy waveforms and compare the speed of the "
                     "compiled and reference backends.")
     parser.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
-    parser.add_argument("--samples", type=int, default=2000,
-                        help="training sequences (default 2000; a quarter more for validation)")
+    parser.add_argument("--samples", type=int, default=1600,
+                        help="training sequences (default 1600; a quarter more for validation)")
     parser.add_argument("--steps", type=int, default=40,
                         help="time steps per sequence (default 40)")
-    parser.add_argument("--hidden", type=int, default=32, help="LSTM hidden size (default 32)")
+    parser.add_argument("--hidden", type=int, default=64, help="LSTM hidden size (default 64)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
@@ -139,10 +148,10 @@ def main(argv=None):
             print("speed: the compiled backend is not available, so there is nothing to compare; "
                   "install rnnfast with a C compiler (pip install .) to get it")
             return 0
-        subset = min(len(Xt), 1024)
-        print(f"speed: the same model, weights and batches, one pass over {subset} sequences:")
-        speeds = {b: _train_speed(b, initial, Xt[:subset], yt[:subset], args.batch_size,
-                                  args.seed) for b in ("compiled", "reference")}
+        subset = min(len(Xt), 384)
+        print(f"speed: the same model, weights and batches, training on {subset} sequences\n"
+              "       (best of 3 passes each, the backends taking turns):")
+        speeds = _train_speeds(initial, Xt[:subset], yt[:subset], args.batch_size, args.seed)
         for b, s in speeds.items():
             print(f"  {b:<9} {s:>10,.0f} samples/s")
         ratio = speeds["compiled"] / speeds["reference"]
@@ -150,7 +159,7 @@ def main(argv=None):
             print(f"  the compiled backend trained {ratio:.1f}x faster than the reference")
         else:
             print(f"  the compiled backend trained {1 / ratio:.1f}x slower than the reference "
-                  "here (is the machine busy? see python -m rnnfast info)")
+                  "here\n  (is the machine busy? see python -m rnnfast info)")
     return 0
 
 
