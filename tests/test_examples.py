@@ -73,3 +73,13 @@ def test_demo(capsys, compare):
         assert "samples/s" in out and ("faster" in out or "slower" in out)
     elif compare:
         assert "compiled backend is not available" in out
+
+
+def test_demo_without_the_compiled_backend(capsys, monkeypatch):
+    import rnnfast as rf
+    from rnnfast import _demo
+    monkeypatch.setattr(rf, "compiled_available", lambda: False)
+    assert _demo.main(["--quick", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "backend: reference" in out and "validation: accuracy" in out
+    assert "compiled backend is not available" in out
