@@ -127,12 +127,8 @@ class CrossEntropyLoss(Loss):
                              f"{scores.shape}")
         target = np.asarray(target)
         if target.dtype == bool or not np.issubdtype(target.dtype, np.integer):
-            if target.size and np.issubdtype(target.dtype, np.floating) \
-                    and np.array_equal(target, np.round(target)):
-                target = target.astype(np.int64)
-            else:
-                raise TypeError(f"CrossEntropyLoss targets must be integer class indices, got "
-                                f"dtype {target.dtype}")
+            raise TypeError(f"CrossEntropyLoss targets must be integer class indices, got "
+                            f"dtype {target.dtype}")
         if target.shape != scores.shape[:-1]:
             raise ValueError(f"CrossEntropyLoss target must have shape {scores.shape[:-1]} for "
                              f"scores of shape {scores.shape}, got {target.shape}")
