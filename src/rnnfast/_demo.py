@@ -5,7 +5,8 @@ frequency, phase and amplitude), one value per time step. The model is the class
 classifier, LSTM -> LastStep -> Linear, trained with Adam and fit()'s progress bar. The demo then
 reports the validation accuracy, and trains copies of the same model (same initial weights, same
 data, same batches) on each backend, taking turns, to measure how much faster the compiled
-kernels train than the NumPy reference. Without the compiled extension it says so and trains on the reference.
+kernels train than the NumPy reference. Without the compiled extension it says so and trains on
+the reference.
 
 This module is what the CLI calls (``rnnfast.cli`` wires ``demo`` to :func:`main`); it is not an
 API. Run ``python -m rnnfast demo --help`` for its options.
