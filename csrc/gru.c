@@ -113,12 +113,12 @@ static void RF_F(gru_forward_slice)(const RF_F(gru_fwd) *a, int64_t b0, int64_t 
         real *P = RF_F(gru_chunk)(a, t0);
         for (int64_t b = b0; b < b1; b++) {
             RF_F(rf_fill_rows)(P + b * GH, tc, B * GH, a->b_ih, GH);
-            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, a->WiT, GH, P + b * GH, B * GH);
+            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, 1, a->WiT, GH, P + b * GH, B * GH);
         }
         for (int64_t t = t0; t < t0 + tc; t++) {
             /* hh[b0:b1] = b_hh + h_{t-1} W_hh^T */
             RF_F(rf_fill_rows)(a->hh + b0 * GH, b1 - b0, GH, a->b_hh, GH);
-            RF_F(rf_mm)(b1 - b0, GH, H, a->h + b0 * H, H, a->WhT, GH, a->hh + b0 * GH, GH);
+            RF_F(rf_mm)(b1 - b0, GH, H, a->h + b0 * H, H, 1, a->WhT, GH, a->hh + b0 * GH, GH);
             RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1);
         }
     }
@@ -243,13 +243,25 @@ RF_INLINE void RF_F(gru_gates_backward_body)(const RF_F(gru_bwd) *a, int64_t t, 
 RF_MULTIVERSION(gru_gates_backward, (const RF_F(gru_bwd) *a, int64_t t, int64_t b0, int64_t b1),
                 (a, t, b0, b1))
 
-static void RF_F(gru_backward_slice)(const RF_F(gru_bwd) *a, int64_t b0, int64_t b1) {
+/* Small path, thread `it` of `nt`: its batch slice for all T steps, its rows of dx; then, after
+ * the one barrier, its rows of dW_ih, dW_hh and db (see lstm.c). */
+static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
+                                     int it) {
     const int64_t B = a->B, H = a->H, GH = 3 * H;
+    int64_t b0, b1, j0, j1;
+    rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
         RF_F(gru_gates_backward)(a, t, b0, b1);
-        RF_F(rf_mm)(b1 - b0, H, GH, a->da_hh + (t * B + b0) * GH, GH, a->w_hh, H,
+        /* dh[b0:b1] += da_hh[t, b0:b1] (.,3H) @ w_hh (3H,H) */
+        RF_F(rf_mm)(b1 - b0, H, GH, a->da_hh + (t * B + b0) * GH, GH, 1, a->w_hh, H,
                     a->dh + b0 * H, H);
     }
+    RF_F(rf_wgrad_dx_rows)(w, b0, b1);
+#ifdef RNNFAST_OPENMP
+#pragma omp barrier
+#endif
+    rf_slice(GH, nt, it, &j0, &j1);
+    RF_F(rf_wgrad_rows)(w, j0, j1);
 }
 
 RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
@@ -267,43 +279,28 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     a.dh = dh0; a.da_in = work; a.da_hh = work + rf_pad(TB * GH); a.dy = dy; a.gates = gates;
     a.hn_all = hn_all; a.y = y; a.h0 = h0; a.w_hh = w_hh; a.lengths = lengths;
     a.T = T; a.B = B; a.H = H;
-    real *ones = work + 2 * rf_pad(TB * GH);
+    RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da_in, a.da_hh, x, h0, y, w_ih,
+                        work + 2 * rf_pad(TB * GH), T, B, I, H, GH};
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(B, 3, H)) {
         const int nt = rf_threads(n_threads, B);
         if (nt == 1) {
-            RF_F(gru_backward_slice)(&a, 0, B);
+            RF_F(gru_backward_small)(&a, &w, 1, 0);
         } else {
 #ifdef RNNFAST_OPENMP
 #pragma omp parallel num_threads(nt)
-            {
-                int64_t b0, b1;
-                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
-                RF_F(gru_backward_slice)(&a, b0, b1);
-            }
+            RF_F(gru_backward_small)(&a, &w, nt, rf_thread_num());
 #endif
         }
-    } else {
-        for (int64_t t = T - 1; t >= 0; t--) {
-            RF_F(gru_gates_backward)(&a, t, 0, B);
-            /* dh (B,H) += da_hh[t] (B,3H) @ w_hh (3H,H) */
-            RF_F(rf_gemm)(blas, 'N', 'N', B, H, GH, 1, a.da_hh + t * B * GH, GH, w_hh, H, 1,
-                          dh0, H);
-        }
+        return RNNFAST_OK;
     }
-    /* dx = da_in @ w_ih; dw_ih = da_in^T @ x; dw_hh = da_hh^T @ (h0, y[0..T-2]) */
-    RF_F(rf_gemm)(blas, 'N', 'N', TB, I, GH, 1, a.da_in, GH, w_ih, I, 0, dx, I);
-    RF_F(rf_gemm)(blas, 'T', 'N', GH, I, TB, 1, a.da_in, GH, x, I, 0, dw_ih, I);
-    if (T > 1)
-        RF_F(rf_gemm)(blas, 'T', 'N', GH, H, (T - 1) * B, 1, a.da_hh + B * GH, GH, y, H, 0,
-                      dw_hh, H);
-    if (h0)
-        RF_F(rf_gemm)(blas, 'T', 'N', GH, H, B, 1, a.da_hh, GH, h0, H, T > 1 ? 1 : 0, dw_hh, H);
-    else if (T == 1)
-        memset(dw_hh, 0, (size_t)(GH * H) * sizeof(real));
-    if (db_ih) RF_F(rf_colsum)(blas, db_ih, a.da_in, TB, GH, ones);
-    if (db_hh) RF_F(rf_colsum)(blas, db_hh, a.da_hh, TB, GH, ones);
+    for (int64_t t = T - 1; t >= 0; t--) {
+        RF_F(gru_gates_backward)(&a, t, 0, B);
+        /* dh (B,H) += da_hh[t] (B,3H) @ w_hh (3H,H) */
+        RF_F(rf_gemm)(blas, 'N', 'N', B, H, GH, 1, a.da_hh + t * B * GH, GH, w_hh, H, 1, dh0, H);
+    }
+    RF_F(rf_wgrad_blas)(blas, &w);
     return RNNFAST_OK;
 }
 

@@ -134,12 +134,12 @@ static void RF_F(lstm_forward_slice)(const RF_F(lstm_fwd) *a, int64_t b0, int64_
         /* input projection of the chunk: for each sequence, its tc steps as one product */
         for (int64_t b = b0; b < b1; b++) {
             RF_F(rf_fill_rows)(P + b * GH, tc, B * GH, a->bias, GH);
-            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, a->WiT, GH, P + b * GH, B * GH);
+            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, 1, a->WiT, GH, P + b * GH, B * GH);
         }
         for (int64_t t = t0; t < t0 + tc; t++) {
             real *P_t = P + (t - t0) * B * GH;
             /* P_t += h_{t-1} W_hh^T, this thread's rows */
-            RF_F(rf_mm)(b1 - b0, GH, H, a->h + b0 * H, H, a->WhT, GH, P_t + b0 * GH, GH);
+            RF_F(rf_mm)(b1 - b0, GH, H, a->h + b0 * H, H, 1, a->WhT, GH, P_t + b0 * GH, GH);
             RF_F(lstm_gates_forward)(a, t, P_t, b0, b1);
         }
     }
@@ -273,13 +273,25 @@ RF_INLINE void RF_F(lstm_gates_backward_body)(const RF_F(lstm_bwd) *a, int64_t t
 RF_MULTIVERSION(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_t b0,
                                       int64_t b1), (a, t, b0, b1))
 
-static void RF_F(lstm_backward_slice)(const RF_F(lstm_bwd) *a, int64_t b0, int64_t b1) {
+/* Small path, thread `it` of `nt`: its batch slice for all T steps (gate gradients and
+ * dh += da_t @ W_hh with our own product), its rows of dx; then, after the one barrier, its rows
+ * of dW_ih, dW_hh and db. */
+static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
+                                      int it) {
     const int64_t B = a->B, H = a->H, GH = 4 * H;
+    int64_t b0, b1, j0, j1;
+    rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
         RF_F(lstm_gates_backward)(a, t, b0, b1);
         /* dh[b0:b1] += da[t, b0:b1] (.,4H) @ w_hh (4H,H) */
-        RF_F(rf_mm)(b1 - b0, H, GH, a->da + (t * B + b0) * GH, GH, a->w_hh, H, a->dh + b0 * H, H);
+        RF_F(rf_mm)(b1 - b0, H, GH, a->da + (t * B + b0) * GH, GH, 1, a->w_hh, H, a->dh + b0 * H, H);
     }
+    RF_F(rf_wgrad_dx_rows)(w, b0, b1);
+#ifdef RNNFAST_OPENMP
+#pragma omp barrier
+#endif
+    rf_slice(GH, nt, it, &j0, &j1);
+    RF_F(rf_wgrad_rows)(w, j0, j1);
 }
 
 RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
@@ -296,46 +308,29 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
     RF_F(lstm_bwd) a = {0};
     a.dh = dh0; a.dc = dc0; a.da = work; a.dy = dy; a.gates = gates; a.c_all = c_all;
     a.c0 = c0; a.w_hh = w_hh; a.lengths = lengths; a.T = T; a.B = B; a.H = H;
-    real *ones = work + rf_pad(TB * GH);
+    RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
+                        work + rf_pad(TB * GH), T, B, I, H, GH};
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);
 
     if (rf_small(B, 4, H)) {
         const int nt = rf_threads(n_threads, B);
         if (nt == 1) {
-            RF_F(lstm_backward_slice)(&a, 0, B);
+            RF_F(lstm_backward_small)(&a, &w, 1, 0);
         } else {
 #ifdef RNNFAST_OPENMP
 #pragma omp parallel num_threads(nt)
-            {
-                int64_t b0, b1;
-                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
-                RF_F(lstm_backward_slice)(&a, b0, b1);
-            }
+            RF_F(lstm_backward_small)(&a, &w, nt, rf_thread_num());
 #endif
         }
-    } else {
-        for (int64_t t = T - 1; t >= 0; t--) {
-            RF_F(lstm_gates_backward)(&a, t, 0, B);
-            /* dh (B,H) += da[t] (B,4H) @ w_hh (4H,H) */
-            RF_F(rf_gemm)(blas, 'N', 'N', B, H, GH, 1, a.da + t * B * GH, GH, w_hh, H, 1, dh0, H);
-        }
+        return RNNFAST_OK;
     }
-    /* after the loop, over all steps: dx = da @ w_ih; dw_ih = da^T @ x;
-     * dw_hh = da^T @ h_prev with h_prev = (h0, y[0], ..., y[T-2]) */
-    RF_F(rf_gemm)(blas, 'N', 'N', TB, I, GH, 1, a.da, GH, w_ih, I, 0, dx, I);
-    RF_F(rf_gemm)(blas, 'T', 'N', GH, I, TB, 1, a.da, GH, x, I, 0, dw_ih, I);
-    if (T > 1)
-        RF_F(rf_gemm)(blas, 'T', 'N', GH, H, (T - 1) * B, 1, a.da + B * GH, GH, y, H, 0, dw_hh, H);
-    if (h0)
-        RF_F(rf_gemm)(blas, 'T', 'N', GH, H, B, 1, a.da, GH, h0, H, T > 1 ? 1 : 0, dw_hh, H);
-    else if (T == 1)
-        memset(dw_hh, 0, (size_t)(GH * H) * sizeof(real));
-    if (db_ih || db_hh) {
-        real *db = db_ih ? db_ih : db_hh;
-        RF_F(rf_colsum)(blas, db, a.da, TB, GH, ones);
-        if (db_ih && db_hh) memcpy(db_hh, db_ih, (size_t)GH * sizeof(real));
+    for (int64_t t = T - 1; t >= 0; t--) {
+        RF_F(lstm_gates_backward)(&a, t, 0, B);
+        /* dh (B,H) += da[t] (B,4H) @ w_hh (4H,H) */
+        RF_F(rf_gemm)(blas, 'N', 'N', B, H, GH, 1, a.da + t * B * GH, GH, w_hh, H, 1, dh0, H);
     }
+    RF_F(rf_wgrad_blas)(blas, &w);
     return RNNFAST_OK;
 }
 

@@ -92,12 +92,13 @@ static inline int rf_thread_num(void) {
 #endif
 }
 
-/* Small matrix product C (M,N) += A (M,K) @ Bm (K,N), row-major with leading dimensions, in a
- * fixed order: each C element is C + sum_k A[i,k]*Bm[k,j] accumulated k = 0..K-1, whatever
- * M, N and the blocking, so results never depend on how rows are split among threads. rf_mm.c. */
-void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+/* Small matrix product C (M,N) += A (M,K) @ Bm (K,N), row-major with leading dimensions (A's
+ * element (i,k) at A[i*lda + k*acs]), in a fixed order: each C element is C + sum_k A[i,k]*Bm[k,j]
+ * accumulated k = 0..K-1, whatever M, N and the blocking, so results never depend on how rows are
+ * split among threads. rf_mm.c. */
+void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                const float *Bm, int64_t ldb, float *C, int64_t ldc);
-void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                const double *Bm, int64_t ldb, double *C, int64_t ldc);
 
 /* The element-wise passes are compiled twice, for AVX-512 and for the baseline ISA, and picked at

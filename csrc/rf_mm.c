@@ -2,7 +2,8 @@
  *
  * Used only where a BLAS call would cost more than the work (per-step products with a few
  * hundred thousand multiply-adds, run by each OpenMP thread on its own batch slice) -- never
- * for the large products, which go to the BLAS. Row-major, leading dimensions lda/ldb/ldc.
+ * for the large products, which go to the BLAS. Row-major, leading dimensions lda/ldb/ldc; A's
+ * element (i,k) is A[i*lda + k*acs], so A may also be a transposed view (lda = 1, acs = rows).
  *
  * Determinism contract: every C element is computed as c = C[i,j]; for k = 0..K-1:
  * c = fma(A[i,k], Bm[k,j], c) (or c + A*B without FMA hardware), whatever M, N, the blocking or
@@ -20,13 +21,13 @@
 
 /* ---- portable kernel ----------------------------------------------------------------------- */
 #define RF_GENERIC_MM(real, name)                                                               \
-static void name(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda,                   \
+static void name(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,     \
                  const real *Bm, int64_t ldb, real *C, int64_t ldc) {                            \
     for (int64_t i = 0; i < M; i++) {                                                           \
         const real *a_i = A + i * lda;                                                          \
         real *c_i = C + i * ldc;                                                                \
         for (int64_t k = 0; k < K; k++) {                                                       \
-            const real a = a_i[k];                                                              \
+            const real a = a_i[k * acs];                                                        \
             const real *b_k = Bm + k * ldb;                                                     \
             for (int64_t j = 0; j < N; j++) c_i[j] = c_i[j] + a * b_k[j];                       \
         }                                                                                       \
@@ -41,7 +42,7 @@ RF_GENERIC_MM(double, mm_generic_f64)
 #define RF_AVX512_BLOCK(real, vec, W, sfx, maskt, LOAD, STORE, SET1, FMADD)                     \
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void     \
 block_##sfx(const int MR, const int NV, maskt last, int64_t K, const real *A, int64_t lda,      \
-            const real *Bm, int64_t ldb, real *C, int64_t ldc) {                                \
+            int64_t acs, const real *Bm, int64_t ldb, real *C, int64_t ldc) {                                \
     vec acc[4][4];                                                                              \
     for (int r = 0; r < MR; r++)                                                                \
         for (int v = 0; v < NV; v++)                                                            \
@@ -51,7 +52,7 @@ block_##sfx(const int MR, const int NV, maskt last, int64_t K, const real *A, in
         vec b[4];                                                                               \
         for (int v = 0; v < NV; v++) b[v] = LOAD(v == NV - 1 ? last : (maskt)-1, b_k + v * W);  \
         for (int r = 0; r < MR; r++) {                                                          \
-            vec a = SET1(A[r * lda + k]);                                                       \
+            vec a = SET1(A[r * lda + k * acs]);                                                       \
             for (int v = 0; v < NV; v++) acc[r][v] = FMADD(a, b[v], acc[r][v]);                 \
         }                                                                                       \
     }                                                                                           \
@@ -60,7 +61,7 @@ block_##sfx(const int MR, const int NV, maskt last, int64_t K, const real *A, in
             STORE(C + r * ldc + v * W, v == NV - 1 ? last : (maskt)-1, acc[r][v]);              \
 }                                                                                               \
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
-mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda,                    \
+mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,       \
                 const real *Bm, int64_t ldb, real *C, int64_t ldc) {                             \
     const int64_t NB = 4 * W;                                                                   \
     for (int64_t j = 0; j < N; j += NB) {                                                       \
@@ -72,23 +73,23 @@ mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda,    
         int64_t i = 0;                                                                          \
         if (nv == 4 && rem == W) {                                                              \
             for (; i + 4 <= M; i += 4)                                                          \
-                block_##sfx(4, 4, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc);   \
+                block_##sfx(4, 4, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc);   \
             for (; i < M; i++)                                                                  \
-                block_##sfx(1, 4, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc);   \
+                block_##sfx(1, 4, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc);   \
         } else {                                                                                \
             for (; i + 4 <= M; i += 4)                                                          \
                 switch (nv) {                                                                   \
-                case 1: block_##sfx(4, 1, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
-                case 2: block_##sfx(4, 2, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
-                case 3: block_##sfx(4, 3, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
-                default: block_##sfx(4, 4, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 1: block_##sfx(4, 1, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 2: block_##sfx(4, 2, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 3: block_##sfx(4, 3, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
+                default: block_##sfx(4, 4, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
                 }                                                                               \
             for (; i < M; i++)                                                                  \
                 switch (nv) {                                                                   \
-                case 1: block_##sfx(1, 1, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
-                case 2: block_##sfx(1, 2, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
-                case 3: block_##sfx(1, 3, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
-                default: block_##sfx(1, 4, last, K, A + i * lda, lda, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 1: block_##sfx(1, 1, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 2: block_##sfx(1, 2, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
+                case 3: block_##sfx(1, 3, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
+                default: block_##sfx(1, 4, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
                 }                                                                               \
         }                                                                                       \
     }                                                                                           \
@@ -106,18 +107,18 @@ int rf_have_avx512(void) {
 }
 #endif
 
-void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                const float *Bm, int64_t ldb, float *C, int64_t ldc) {
 #ifdef RF_HAVE_AVX512_KERNEL
-    if (rf_have_avx512()) { mm_avx512_f32(M, N, K, A, lda, Bm, ldb, C, ldc); return; }
+    if (rf_have_avx512()) { mm_avx512_f32(M, N, K, A, lda, acs, Bm, ldb, C, ldc); return; }
 #endif
-    mm_generic_f32(M, N, K, A, lda, Bm, ldb, C, ldc);
+    mm_generic_f32(M, N, K, A, lda, acs, Bm, ldb, C, ldc);
 }
 
-void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                const double *Bm, int64_t ldb, double *C, int64_t ldc) {
 #ifdef RF_HAVE_AVX512_KERNEL
-    if (rf_have_avx512()) { mm_avx512_f64(M, N, K, A, lda, Bm, ldb, C, ldc); return; }
+    if (rf_have_avx512()) { mm_avx512_f64(M, N, K, A, lda, acs, Bm, ldb, C, ldc); return; }
 #endif
-    mm_generic_f64(M, N, K, A, lda, Bm, ldb, C, ldc);
+    mm_generic_f64(M, N, K, A, lda, acs, Bm, ldb, C, ldc);
 }

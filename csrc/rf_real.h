@@ -168,12 +168,74 @@ static void RF_F(rf_copy_or_zero)(real *dst, const real *src, int64_t n) {
     else memset(dst, 0, (size_t)n * sizeof(real));
 }
 
-/* db (GH) = column sums of da (rows, GH) as one gemv with a vector of ones (length rows). */
-static void RF_F(rf_colsum)(const rnnfast_blas *bl, real *db, const real *da, int64_t rows,
-                            int64_t GH, real *ones) {
-    for (int64_t r = 0; r < rows; r++) ones[r] = 1;
-    /* db (1,GH) = ones (1,rows) @ da (rows,GH) */
-    RF_F(rf_gemm)(bl, 'N', 'N', 1, GH, rows, 1, ones, rows, da, GH, 0, db, GH);
+/* ---- after backward's time loop: dx, dW_ih, dW_hh, db from the gate gradients of all steps ---
+ *   dx = da_in @ W_ih;  dW_ih = da_in^T @ x;  dW_hh = da_hh^T @ h_prev;  db_ih, db_hh = column
+ *   sums of da_in, da_hh; h_prev = (h0, y[0], ..., y[T-2]) (only valid steps carry gradient, and
+ *   for those y[t-1] is h_{t-1}). da_hh is da_in except for the GRU. */
+typedef struct {
+    real *dx, *dw_ih, *dw_hh, *db_ih, *db_hh;   /* db_* may be NULL (no bias) */
+    const real *da_in, *da_hh, *x, *h0, *y, *w_ih; /* h0 may be NULL (zeros) */
+    real *ones;                                 /* T*B elements of workspace (BLAS path) */
+    int64_t T, B, I, H, GH;
+} RF_F(rf_wgrad);
+
+/* Large problems: single GEMMs over all steps (the BLAS's threads). */
+static void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgrad) *w) {
+    const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B;
+    RF_F(rf_gemm)(bl, 'N', 'N', TB, I, GH, 1, w->da_in, GH, w->w_ih, I, 0, w->dx, I);
+    RF_F(rf_gemm)(bl, 'T', 'N', GH, I, TB, 1, w->da_in, GH, w->x, I, 0, w->dw_ih, I);
+    if (T > 1)
+        RF_F(rf_gemm)(bl, 'T', 'N', GH, H, (T - 1) * B, 1, w->da_hh + B * GH, GH, w->y, H, 0,
+                      w->dw_hh, H);
+    if (w->h0)
+        RF_F(rf_gemm)(bl, 'T', 'N', GH, H, B, 1, w->da_hh, GH, w->h0, H, T > 1 ? 1 : 0, w->dw_hh, H);
+    else if (T == 1)
+        memset(w->dw_hh, 0, (size_t)(GH * H) * sizeof(real));
+    for (int64_t r = 0; r < TB; r++) w->ones[r] = 1;
+    /* db (1,GH) = ones (1,TB) @ da (TB,GH): one gemv */
+    if (w->db_ih) RF_F(rf_gemm)(bl, 'N', 'N', 1, GH, TB, 1, w->ones, TB, w->da_in, GH, 0, w->db_ih, GH);
+    if (w->db_hh) {
+        if (w->db_ih && w->da_hh == w->da_in)
+            memcpy(w->db_hh, w->db_ih, (size_t)GH * sizeof(real));
+        else
+            RF_F(rf_gemm)(bl, 'N', 'N', 1, GH, TB, 1, w->ones, TB, w->da_hh, GH, 0, w->db_hh, GH);
+    }
+}
+
+/* Small problems, inside the OpenMP region: dx for the batch rows [b0,b1) of one thread... */
+static void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1) {
+    const int64_t T = w->T, B = w->B, I = w->I, GH = w->GH;
+    for (int64_t b = b0; b < b1; b++) {
+        for (int64_t t = 0; t < T; t++) memset(w->dx + (t * B + b) * I, 0, (size_t)I * sizeof(real));
+        /* dx[:, b] (T,I) += da_in[:, b] (T,GH) @ w_ih (GH,I) */
+        RF_F(rf_mm)(T, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, I, w->dx + b * I, B * I);
+    }
+}
+
+static void RF_F(rf_colsum_rows)(real *db, const real *da, int64_t rows, int64_t GH, int64_t j0,
+                                 int64_t j1) {
+    memset(db + j0, 0, (size_t)(j1 - j0) * sizeof(real));
+    for (int64_t r = 0; r < rows; r++) {
+        const real *da_r = da + r * GH;
+        for (int64_t j = j0; j < j1; j++) db[j] += da_r[j];
+    }
+}
+
+/* ...and, after a barrier, rows [j0,j1) of dW_ih, dW_hh, db: every element sums over all steps in
+ * the same order whatever the split, so the result does not depend on the thread count. */
+static void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int64_t j0, int64_t j1) {
+    const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B, M = j1 - j0;
+    if (M <= 0) return;
+    real *dwi = w->dw_ih + j0 * I, *dwh = w->dw_hh + j0 * H;
+    memset(dwi, 0, (size_t)(M * I) * sizeof(real));
+    memset(dwh, 0, (size_t)(M * H) * sizeof(real));
+    /* dW_ih[j0:j1] (M,I) += da_in[:, j0:j1]^T (M,TB) @ x (TB,I) */
+    RF_F(rf_mm)(M, I, TB, w->da_in + j0, 1, GH, w->x, I, dwi, I);
+    /* dW_hh[j0:j1] (M,H) += da_hh[:, j0:j1]^T @ (h0; y[0..T-2]), step 0 first */
+    if (w->h0) RF_F(rf_mm)(M, H, B, w->da_hh + j0, 1, GH, w->h0, H, dwh, H);
+    if (T > 1) RF_F(rf_mm)(M, H, (T - 1) * B, w->da_hh + B * GH + j0, 1, GH, w->y, H, dwh, H);
+    if (w->db_ih) RF_F(rf_colsum_rows)(w->db_ih, w->da_in, TB, GH, j0, j1);
+    if (w->db_hh) RF_F(rf_colsum_rows)(w->db_hh, w->da_hh, TB, GH, j0, j1);
 }
 
 /* Check the BLAS table has this dtype's GEMM. */

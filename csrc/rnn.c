@@ -84,11 +84,11 @@ static void RF_F(rnn_forward_slice)(const RF_F(rnn_fwd) *a, int64_t b0, int64_t 
     const int64_t T = a->T, B = a->B, I = a->I, H = a->H;
     for (int64_t b = b0; b < b1; b++) { /* projection of all T steps of sequence b, into y */
         RF_F(rf_fill_rows)(a->y + b * H, T, B * H, a->bias, H);
-        RF_F(rf_mm)(T, H, I, a->x + b * I, B * I, a->WiT, H, a->y + b * H, B * H);
+        RF_F(rf_mm)(T, H, I, a->x + b * I, B * I, 1, a->WiT, H, a->y + b * H, B * H);
     }
     for (int64_t t = 0; t < T; t++) {
         real *y_t = a->y + t * B * H;
-        RF_F(rf_mm)(b1 - b0, H, H, a->h + b0 * H, H, a->WhT, H, y_t + b0 * H, H);
+        RF_F(rf_mm)(b1 - b0, H, H, a->h + b0 * H, H, 1, a->WhT, H, y_t + b0 * H, H);
         RF_F(rnn_act_forward)(a, t, b0, b1);
     }
 }
@@ -183,12 +183,23 @@ RF_INLINE void RF_F(rnn_act_backward_body)(const RF_F(rnn_bwd) *a, int64_t t, in
 RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0, int64_t b1),
                 (a, t, b0, b1))
 
-static void RF_F(rnn_backward_slice)(const RF_F(rnn_bwd) *a, int64_t b0, int64_t b1) {
+/* Small path, thread `it` of `nt`: its batch slice for all T steps, its rows of dx; then, after
+ * the one barrier, its rows of dW_ih, dW_hh and db (see lstm.c). */
+static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
+                                     int it) {
     const int64_t B = a->B, H = a->H;
+    int64_t b0, b1, j0, j1;
+    rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
         RF_F(rnn_act_backward)(a, t, b0, b1);
-        RF_F(rf_mm)(b1 - b0, H, H, a->da + (t * B + b0) * H, H, a->w_hh, H, a->dh + b0 * H, H);
+        RF_F(rf_mm)(b1 - b0, H, H, a->da + (t * B + b0) * H, H, 1, a->w_hh, H, a->dh + b0 * H, H);
     }
+    RF_F(rf_wgrad_dx_rows)(w, b0, b1);
+#ifdef RNNFAST_OPENMP
+#pragma omp barrier
+#endif
+    rf_slice(H, nt, it, &j0, &j1);
+    RF_F(rf_wgrad_rows)(w, j0, j1);
 }
 
 RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
@@ -206,42 +217,27 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     RF_F(rnn_bwd) a = {0};
     a.dh = dh0; a.da = work; a.dy = dy; a.y = y; a.w_hh = w_hh; a.lengths = lengths;
     a.T = T; a.B = B; a.H = H; a.relu = nonlinearity == RNNFAST_RELU;
-    real *ones = work + rf_pad(TB * H);
+    RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
+                        work + rf_pad(TB * H), T, B, I, H, H};
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(B, 1, H)) {
         const int nt = rf_threads(n_threads, B);
         if (nt == 1) {
-            RF_F(rnn_backward_slice)(&a, 0, B);
+            RF_F(rnn_backward_small)(&a, &w, 1, 0);
         } else {
 #ifdef RNNFAST_OPENMP
 #pragma omp parallel num_threads(nt)
-            {
-                int64_t b0, b1;
-                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
-                RF_F(rnn_backward_slice)(&a, b0, b1);
-            }
+            RF_F(rnn_backward_small)(&a, &w, nt, rf_thread_num());
 #endif
         }
-    } else {
-        for (int64_t t = T - 1; t >= 0; t--) {
-            RF_F(rnn_act_backward)(&a, t, 0, B);
-            RF_F(rf_gemm)(blas, 'N', 'N', B, H, H, 1, a.da + t * B * H, H, w_hh, H, 1, dh0, H);
-        }
+        return RNNFAST_OK;
     }
-    RF_F(rf_gemm)(blas, 'N', 'N', TB, I, H, 1, a.da, H, w_ih, I, 0, dx, I);
-    RF_F(rf_gemm)(blas, 'T', 'N', H, I, TB, 1, a.da, H, x, I, 0, dw_ih, I);
-    if (T > 1)
-        RF_F(rf_gemm)(blas, 'T', 'N', H, H, (T - 1) * B, 1, a.da + B * H, H, y, H, 0, dw_hh, H);
-    if (h0)
-        RF_F(rf_gemm)(blas, 'T', 'N', H, H, B, 1, a.da, H, h0, H, T > 1 ? 1 : 0, dw_hh, H);
-    else if (T == 1)
-        memset(dw_hh, 0, (size_t)(H * H) * sizeof(real));
-    if (db_ih || db_hh) {
-        real *db = db_ih ? db_ih : db_hh;
-        RF_F(rf_colsum)(blas, db, a.da, TB, H, ones);
-        if (db_ih && db_hh) memcpy(db_hh, db_ih, (size_t)H * sizeof(real));
+    for (int64_t t = T - 1; t >= 0; t--) {
+        RF_F(rnn_act_backward)(&a, t, 0, B);
+        RF_F(rf_gemm)(blas, 'N', 'N', B, H, H, 1, a.da + t * B * H, H, w_hh, H, 1, dh0, H);
     }
+    RF_F(rf_wgrad_blas)(blas, &w);
     return RNNFAST_OK;
 }
 
