@@ -106,10 +106,14 @@ def test_early_stopping_restores_best_weights():
 def test_early_stopping_patience_counts_epochs():
     X, y = _task(32)
     model = _model()
-    # lr = 0: the loss never improves after the first epoch
+    # lr = 0: the loss never improves after the first epoch; patience=2 means two epochs
+    # without improvement and then stop (Keras's count), not a third
     h = _fit(model, X, y, epochs=20, early_stopping=2, shuffle=False,
              optimizer=rf.SGD(model.parameters(), lr=0.0))
-    assert h.stopped_early and len(h) == 4 and h.best_epoch == 0
+    assert h.stopped_early and len(h) == 3 and h.best_epoch == 0
+    h = _fit(model, X, y, epochs=20, early_stopping=1, shuffle=False,
+             optimizer=rf.SGD(model.parameters(), lr=0.0))
+    assert h.stopped_early and len(h) == 2
     with pytest.raises(ValueError, match="no validation_data"):
         _fit(model, X, y, early_stopping=rf.EarlyStopping("val_loss"))
     with pytest.raises(ValueError, match="does not report"):
@@ -234,3 +238,23 @@ def test_bare_recurrent_layer_can_be_fitted():
     layer = rf.RNN(3, 5, batch_first=True, seed=0)
     h = _fit(layer, X, y, loss=rf.MSELoss(), epochs=3, optimizer=rf.SGD(layer, lr=0.5))
     assert h["loss"][-1] < h["loss"][0]
+
+
+def test_losses_with_ignored_targets_do_not_depend_on_the_batch_size():
+    # a sequence-labelling model whose padding targets are ignore_index: evaluate()'s loss and
+    # fit()'s epoch loss are the mean over every counted target, not a mean of batch means
+    rng = np.random.default_rng(3)
+    N, T = 12, 5
+    X = rng.standard_normal((N, T, 2)).astype(np.float32)
+    lengths = np.array([5, 0, 1, 3, 5, 2, 0, 4, 1, 5, 2, 3])
+    y = rng.integers(0, 3, (N, T))
+    y[np.arange(T)[None, :] >= lengths[:, None]] = -100
+    model = rf.Sequential(rf.GRU(2, 6, batch_first=True, seed=0), rf.Linear(6, 3, seed=0))
+    loss = rf.CrossEntropyLoss()
+    whole = loss(model.predict(X, lengths=lengths), y)
+    for batch_size in (1, 5, 256):
+        got = rf.evaluate(model, X, y, loss, batch_size=batch_size, lengths=lengths)["loss"]
+        assert got == pytest.approx(whole, rel=1e-6)
+    h = _fit(model, X, y, loss=loss, lengths=lengths, epochs=1, batch_size=4, shuffle=False,
+             optimizer=rf.SGD(model.parameters(), lr=0.0))
+    assert h["loss"][0] == pytest.approx(whole, rel=1e-6)

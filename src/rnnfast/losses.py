@@ -62,6 +62,13 @@ class Loss:
         """Raise a clear error if ``target`` (the whole data set's) cannot go with scores whose
         per-sample shape is ``scores_shape[1:]``. Used by fit() before training starts."""
 
+    def count(self, target):
+        """How much a batch with this ``target`` weighs in a mean over several batches: the
+        number of samples, or of the terms the loss averages where some count for nothing
+        (CrossEntropyLoss's ignore_index). fit() and evaluate() weight batch losses by it, so
+        their figures are the loss of the whole data set, whatever the batch size."""
+        return len(target)
+
     def accuracy(self, scores, target):
         """(number correct, number counted) for classification losses; None where it does not
         apply."""
@@ -162,6 +169,9 @@ class CrossEntropyLoss(Loss):
         grad[~keep] = 0.0
         grad /= max(n, 1)
         return value, grad.reshape(scores.shape)
+
+    def count(self, target):
+        return int(np.count_nonzero(np.asarray(target) != self.ignore_index))
 
     def check_target(self, scores_shape, target):
         target = np.asarray(target)

@@ -110,7 +110,8 @@ class EarlyStopping:
         return value > self.best + self.min_delta
 
     def update(self, epoch, logs, model):
-        """Record this epoch; True when training should stop."""
+        """Record this epoch; True when training should stop: after ``patience`` epochs in a row
+        without improvement (patience=2: the best epoch, two more, stop), as Keras counts."""
         if self.monitor not in logs:
             raise ValueError(f"early stopping monitors {self.monitor!r}, which fit() does not "
                              f"report; available: {sorted(logs)}")
@@ -121,7 +122,7 @@ class EarlyStopping:
                 self.best_state = model.state_dict()
             return False
         self.wait += 1
-        return self.wait > self.patience
+        return self.wait >= self.patience
 
     def restore(self, model):
         if self.restore_best_weights and self.best_state is not None:
@@ -132,6 +133,12 @@ class EarlyStopping:
 def _call(model, x, lengths):
     out = model(x, lengths=lengths) if lengths is not None else model(x)
     return out[0] if isinstance(out, tuple) else out  # a bare recurrent layer returns (out, state)
+
+
+def _count(loss, target):
+    """The weight of a batch's mean loss in the data set's mean (Loss.count; samples otherwise)."""
+    count = getattr(loss, "count", None)
+    return count(target) if count is not None else len(target)
 
 
 def _check_model(model, lengths_given):
@@ -230,11 +237,12 @@ def evaluate(model, X, y, loss, batch_size=256, lengths=None):
         raise ValueError(f"y has {len(y)} samples but X has {len(X)}")
     scores = predict(model, X, batch_size=batch_size, lengths=lengths)
     total, weight, correct, counted = 0.0, 0, 0, 0
-    for s in range(0, len(X), batch_size):  # the same batches as predict: the loss is a batch mean
+    for s in range(0, len(X), batch_size):  # batch means, weighted back into the data set's mean
         sb, yb = scores[s:s + batch_size], y[s:s + batch_size]
         value, _ = loss.value_and_grad(sb, yb)
-        total += value * len(sb)
-        weight += len(sb)
+        n = _count(loss, yb)
+        total += value * n
+        weight += n
         acc = loss.accuracy(sb, yb)
         if acc is not None:
             correct, counted = correct + acc[0], counted + acc[1]
@@ -341,7 +349,7 @@ def fit(model, X, y, loss, optimizer, epochs=10, batch_size=32, validation_data=
             order = rng.permutation(N) if shuffle else np.arange(N)
             bar = tqdm(total=N, desc=f"epoch {epoch + 1}/{epochs}", unit="sample",
                        disable=not show, leave=True, dynamic_ncols=True, file=sys.stderr)
-            total, correct, counted = 0.0, 0, 0
+            total, weight, correct, counted = 0.0, 0, 0, 0
             start = time.perf_counter()
             for s in range(0, N, batch_size):
                 idx = order[s:s + batch_size]
@@ -356,14 +364,15 @@ def fit(model, X, y, loss, optimizer, epochs=10, batch_size=32, validation_data=
                 if clip_grad_norm is not None:
                     clip_grad_norm_(optimizer.params, clip_grad_norm)
                 optimizer.step()
-                total += value * len(idx)
+                n = _count(loss, yb)  # a batch mean weighs as many terms as it averaged
+                total, weight = total + value * n, weight + n
                 if classifies:
                     c, n = loss.accuracy(scores, yb)
                     correct, counted = correct + c, counted + n
                 bar.update(len(idx))
-                bar.set_postfix(loss=f"{total / (s + len(idx)):.4f}", refresh=False)
+                bar.set_postfix(loss=f"{total / max(weight, 1):.4f}", refresh=False)
             elapsed = time.perf_counter() - start
-            logs = {"loss": total / N}
+            logs = {"loss": total / max(weight, 1)}
             if classifies:
                 logs["accuracy"] = correct / max(counted, 1)
             if val is not None and len(val[0]):
