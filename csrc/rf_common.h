@@ -22,11 +22,14 @@
  * work on that thread, no OpenMP in the time loop. The choice depends on the shape only, so the
  * result never depends on the thread count. Measured on a 2-core AVX-512 machine (see the report
  * in tests/test_compiled.py's module docstring for the bench command). */
+#ifndef RF_SMALL_MACS
 #define RF_SMALL_MACS ((int64_t)1 << 20)
+#endif
 
 /* Inference keeps the input projection of at most this many elements (or one step) at a time,
- * so its memory is O(B*H). */
-#define RF_CHUNK_ELEMS ((int64_t)1 << 17)
+ * so its memory is O(B*H) (bounded by max(B*G*H, this)); big enough that the chunk's projection
+ * is still one efficient GEMM (at least 4 steps of B rows for the largest benchmark shape). */
+#define RF_CHUNK_ELEMS ((int64_t)1 << 21)
 
 /* Sub-buffers of the workspace start at multiples of this many elements. */
 #define RF_PAD 16

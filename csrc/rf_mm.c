@@ -9,8 +9,9 @@
  * c = fma(A[i,k], Bm[k,j], c) (or c + A*B without FMA hardware), whatever M, N, the blocking or
  * the remainder handling. So a row's result does not depend on which thread or block it fell in.
  *
- * AVX-512 kernel (4 rows x 64 floats / 32 doubles of C in 16 registers, masked loads/stores for
- * the column remainder) chosen at run time when the CPU has AVX-512F; portable loops otherwise.
+ * AVX-512 kernel (4 rows x 4 vectors of C in 16 registers, or one row x 8 vectors for the rows
+ * left over; masked loads/stores for the column remainder) chosen at run time when the CPU has
+ * AVX-512; portable loops otherwise.
  */
 #include "rf_common.h"
 
@@ -37,22 +38,25 @@ RF_GENERIC_MM(float, mm_generic_f32)
 RF_GENERIC_MM(double, mm_generic_f64)
 
 #ifdef RF_HAVE_AVX512_KERNEL
-/* One block: MR (1..4) rows of C, NV (1..4) vectors of columns, the last one masked by `last`.
- * Always inlined with constant MR/NV on the hot path so the accumulators live in registers. */
+#ifndef RF_KC
+#define RF_KC 128
+#endif
+/* One block: MR (1..4) rows of C, NV (1..8, MR*NV <= 16) vectors of columns, the last one masked
+ * by `last`. Always inlined with constant MR/NV so the accumulators live in registers. */
 #define RF_AVX512_BLOCK(real, vec, W, sfx, maskt, LOAD, STORE, SET1, FMADD)                     \
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void     \
 block_##sfx(const int MR, const int NV, maskt last, int64_t K, const real *A, int64_t lda,      \
-            int64_t acs, const real *Bm, int64_t ldb, real *C, int64_t ldc) {                                \
-    vec acc[4][4];                                                                              \
+            int64_t acs, const real *Bm, int64_t ldb, real *C, int64_t ldc) {                   \
+    vec acc[4][8];                                                                              \
     for (int r = 0; r < MR; r++)                                                                \
         for (int v = 0; v < NV; v++)                                                            \
             acc[r][v] = LOAD(v == NV - 1 ? last : (maskt)-1, C + r * ldc + v * W);              \
     for (int64_t k = 0; k < K; k++) {                                                           \
         const real *b_k = Bm + k * ldb;                                                         \
-        vec b[4];                                                                               \
+        vec b[8];                                                                               \
         for (int v = 0; v < NV; v++) b[v] = LOAD(v == NV - 1 ? last : (maskt)-1, b_k + v * W);  \
         for (int r = 0; r < MR; r++) {                                                          \
-            vec a = SET1(A[r * lda + k * acs]);                                                       \
+            vec a = SET1(A[r * lda + k * acs]);                                                 \
             for (int v = 0; v < NV; v++) acc[r][v] = FMADD(a, b[v], acc[r][v]);                 \
         }                                                                                       \
     }                                                                                           \
@@ -60,38 +64,59 @@ block_##sfx(const int MR, const int NV, maskt last, int64_t K, const real *A, in
         for (int v = 0; v < NV; v++)                                                            \
             STORE(C + r * ldc + v * W, v == NV - 1 ? last : (maskt)-1, acc[r][v]);              \
 }                                                                                               \
+/* Columns [j, j+nb) of rows [i, M): 4-row blocks of up to 4 vectors, then single rows of up to \
+ * 8 vectors (one row alone needs more independent accumulators to hide the FMA latency). */    \
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
+panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int64_t lda,        \
+            int64_t acs, const real *Bm, int64_t ldb, real *C, int64_t ldc) {                   \
+    int nv = (int)((nb + W - 1) / W);                                                           \
+    int rem = (int)(nb - (int64_t)(nv - 1) * W);                                                \
+    maskt last = (maskt)(rem == W ? (maskt)-1 : (maskt)(((maskt)1 << rem) - 1));                \
+    if (four_rows) {                                                                            \
+        for (int64_t i = 0; i + 4 <= M; i += 4) {                                               \
+            const real *a_i = A + i * lda;                                                      \
+            real *c_i = C + i * ldc;                                                            \
+            switch (nv) {                                                                       \
+            case 1: block_##sfx(4, 1, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;        \
+            case 2: block_##sfx(4, 2, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;        \
+            case 3: block_##sfx(4, 3, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;        \
+            default: block_##sfx(4, 4, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;       \
+            }                                                                                   \
+        }                                                                                       \
+        return;                                                                                 \
+    }                                                                                           \
+    for (int64_t i = 0; i < M; i++) {                                                           \
+        const real *a_i = A + i * lda;                                                          \
+        real *c_i = C + i * ldc;                                                                \
+        switch (nv) {                                                                           \
+        case 1: block_##sfx(1, 1, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
+        case 2: block_##sfx(1, 2, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
+        case 3: block_##sfx(1, 3, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
+        case 4: block_##sfx(1, 4, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
+        case 5: block_##sfx(1, 5, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
+        case 6: block_##sfx(1, 6, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
+        case 7: block_##sfx(1, 7, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
+        default: block_##sfx(1, 8, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;          \
+        }                                                                                       \
+    }                                                                                           \
+}                                                                                               \
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
 mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,       \
                 const real *Bm, int64_t ldb, real *C, int64_t ldc) {                             \
-    const int64_t NB = 4 * W;                                                                   \
-    for (int64_t j = 0; j < N; j += NB) {                                                       \
-        int64_t nb = N - j < NB ? N - j : NB;                                                   \
-        int nv = (int)((nb + W - 1) / W);                                                       \
-        int rem = (int)(nb - (int64_t)(nv - 1) * W);                                            \
-        maskt last = (maskt)(rem == W ? (maskt)-1 : (maskt)(((maskt)1 << rem) - 1));            \
-        const real *b_j = Bm + j;                                                               \
-        int64_t i = 0;                                                                          \
-        if (nv == 4 && rem == W) {                                                              \
-            for (; i + 4 <= M; i += 4)                                                          \
-                block_##sfx(4, 4, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc);   \
-            for (; i < M; i++)                                                                  \
-                block_##sfx(1, 4, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc);   \
-        } else {                                                                                \
-            for (; i + 4 <= M; i += 4)                                                          \
-                switch (nv) {                                                                   \
-                case 1: block_##sfx(4, 1, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
-                case 2: block_##sfx(4, 2, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
-                case 3: block_##sfx(4, 3, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
-                default: block_##sfx(4, 4, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
-                }                                                                               \
-            for (; i < M; i++)                                                                  \
-                switch (nv) {                                                                   \
-                case 1: block_##sfx(1, 1, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
-                case 2: block_##sfx(1, 2, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
-                case 3: block_##sfx(1, 3, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
-                default: block_##sfx(1, 4, last, K, A + i * lda, lda, acs, b_j, ldb, C + i * ldc + j, ldc); break; \
-                }                                                                               \
-        }                                                                                       \
+    const int64_t M4 = M / 4 * 4;                                                               \
+    /* k in blocks of RF_KC: the B panel being reused stays in L1; C holds the partial sums in  \
+     * between, so every element still accumulates k = 0..K-1 in order. */                      \
+    for (int64_t k0 = 0; k0 < K; k0 += RF_KC) {                                                 \
+        const int64_t kc = K - k0 < RF_KC ? K - k0 : RF_KC;                                     \
+        const real *A_k = A + k0 * acs, *B_k = Bm + k0 * ldb;                                   \
+        if (M4 > 0)                                                                             \
+            for (int64_t j = 0; j < N; j += 4 * W)                                              \
+                panel_##sfx(1, M4, N - j < 4 * W ? N - j : 4 * W, kc, A_k, lda, acs, B_k + j,   \
+                            ldb, C + j, ldc);                                                   \
+        if (M4 < M)                                                                             \
+            for (int64_t j = 0; j < N; j += 8 * W)                                              \
+                panel_##sfx(0, M - M4, N - j < 8 * W ? N - j : 8 * W, kc, A_k + M4 * lda, lda,  \
+                            acs, B_k + j, ldb, C + M4 * ldc + j, ldc);                          \
     }                                                                                           \
 }
 RF_AVX512_BLOCK(float, __m512, 16, f32, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,

@@ -155,12 +155,14 @@ static void RF_F(rf_fill_rows)(real *rows, int64_t n, int64_t ld, const real *bi
     }
 }
 
-/* dst (C,R) = src (R,C)^T, row-major. */
+/* dst (C,R) = src (R,C)^T, row-major, in 16x16 tiles so both sides stay in cache. */
 static void RF_F(rf_transpose)(real *dst, const real *src, int64_t R, int64_t C) {
-    for (int64_t r = 0; r < R; r++) {
-        const real *src_r = src + r * C;
-        for (int64_t c = 0; c < C; c++) dst[c * R + r] = src_r[c];
-    }
+    for (int64_t r0 = 0; r0 < R; r0 += 16)
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            const int64_t r1 = r0 + 16 < R ? r0 + 16 : R, c1 = c0 + 16 < C ? c0 + 16 : C;
+            for (int64_t c = c0; c < c1; c++)
+                for (int64_t r = r0; r < r1; r++) dst[c * R + r] = src[r * C + c];
+        }
 }
 
 static void RF_F(rf_copy_or_zero)(real *dst, const real *src, int64_t n) {
