@@ -165,6 +165,20 @@ def test_last_step_layout_inference_in_sequential():
     assert rf.Sequential(bi, rf.LastStep(batch_first=True))[1]._layout() == (True, True)
 
 
+def test_last_step_infers_the_layout_through_nested_sequentials():
+    # a LastStep after a Sequential that ends in a bidirectional layer takes each direction's
+    # final output, exactly as when the layers sit in one flat Sequential
+    rng = np.random.default_rng(5)
+    make = lambda: rf.LSTM(2, 3, batch_first=True, bidirectional=True, dtype=F64, seed=0)
+    nested = rf.Sequential(rf.Sequential(make(), rf.Tanh()), rf.LastStep())
+    flat = rf.Sequential(make(), rf.Tanh(), rf.LastStep())
+    assert nested[1]._layout() == flat[2]._layout() == (True, True)
+    x, lengths = rng.standard_normal((3, 5, 2)), [5, 2, 1]
+    np.testing.assert_array_equal(nested(x, lengths=lengths), flat(x, lengths=lengths))
+    tail = rf.Sequential(make(), rf.Sequential(rf.LastStep(), rf.Linear(6, 2)))
+    assert tail[1][0]._layout() == (True, True)
+
+
 def test_last_step_explicit_layout_and_backward():
     y = np.arange(2 * 3 * 4, dtype=F64).reshape(3, 2, 4)  # (T, B, F) time-major
     step = rf.LastStep(batch_first=False, bidirectional=True)

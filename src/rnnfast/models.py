@@ -356,6 +356,15 @@ def _takes_lengths(module):
     return _TAKES_LENGTHS[cls]
 
 
+def _leaves(sequential):
+    """The modules of a Sequential in the order they run, nested Sequentials flattened."""
+    for layer in sequential._modules.values():
+        if isinstance(layer, Sequential):
+            yield from _leaves(layer)
+        else:
+            yield layer
+
+
 def _is_recurrent(module):
     return hasattr(module, "batch_first") and hasattr(module, "hidden_size")
 
@@ -395,8 +404,9 @@ class Sequential(Module):
         # A LastStep left unconfigured follows the recurrent layer before it: its batch_first
         # always (feature-wise layers keep the layout), its two directions only when nothing but
         # elementwise layers sit between them (a Linear mixes the two halves).
+        # Nested Sequentials are looked through: their layers run in this one's order.
         recurrent, halves_intact = None, False
-        for layer in self._modules.values():
+        for layer in _leaves(self):
             if _is_recurrent(layer):
                 recurrent, halves_intact = layer, True
             elif isinstance(layer, LastStep):
