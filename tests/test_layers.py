@@ -119,6 +119,14 @@ def test_reset_parameters_redraws_the_same_weights():
         np.testing.assert_array_equal(layer.state_dict()[k], v)
 
 
+def test_reset_parameters_without_a_seed_draws_new_weights():
+    layer = rf.LSTM(I, H)  # seed=None: a fresh draw each time, as torch's reset_parameters
+    before = layer.weight_hh_l0.copy()
+    layer.reset_parameters()
+    assert not np.array_equal(layer.weight_hh_l0, before)
+    assert np.abs(layer.weight_hh_l0).max() <= 1 / np.sqrt(H)
+
+
 @pytest.mark.parametrize("kwargs,exc,match", [
     (dict(input_size=0), ValueError, "input_size"),
     (dict(hidden_size=-1), ValueError, "hidden_size"),

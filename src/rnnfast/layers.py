@@ -141,9 +141,9 @@ class _RNNBase(Module):
         """Draw every weight and bias from uniform(-1/sqrt(H), 1/sqrt(H)), as torch does.
 
         With an integer ``seed`` the draw is the same every time (and for every layer built with
-        that seed); gradients are left alone.
+        that seed); with ``seed=None`` it is a fresh draw, as in torch. Gradients are left alone.
         """
-        rng = np.random.default_rng(self._init_seq)
+        rng = np.random.default_rng(self._init_seq if self.seed is not None else None)
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self._parameters.values():
             p.data[...] = rng.uniform(-bound, bound, p.data.shape)
