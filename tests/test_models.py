@@ -278,6 +278,12 @@ def test_dropout_training_eval_and_seed():
     assert not rf.Dropout(1.0)(x).any()
     with pytest.raises(ValueError):
         rf.Dropout(1.5)
+    with pytest.raises(ValueError):
+        rf.Dropout(True)
+    assert rf.Dropout(np.float32(0.25)).p == 0.25  # NumPy scalars are numbers too
+    # integer input is scaled by 1/(1-p) = 1.25, not by int(1.25) = 1
+    kept = rf.Dropout(0.2, seed=0)(np.ones((50, 40), dtype=np.int64))
+    assert set(np.unique(kept)) == {0.0, 1.25}
 
 
 def test_activations_values_and_stability():

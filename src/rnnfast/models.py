@@ -18,6 +18,7 @@ Dimension letters: B batch, T time, I/F features, D embedding size, N vocabulary
 """
 import inspect
 import math
+import numbers
 
 import numpy as np
 from scipy.special import expit
@@ -201,14 +202,16 @@ class Dropout(_Layer):
 
     def __init__(self, p=0.5, seed=None):
         super().__init__()
-        if not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
-            raise ValueError(f"dropout probability p must be in [0, 1], got {p!r}")
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability p must be a number in [0, 1], got {p!r}")
         self.p = float(p)
         self._config = dict(p=self.p, seed=seed)
         self.rng = np.random.default_rng(seed)
 
     def forward(self, x):
         x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.floating):  # an integer mask would truncate 1/(1-p)
+            x = _float_input(x, np.float64)
         if not self.training or self.p == 0.0:
             self._save(1.0)
             return x
