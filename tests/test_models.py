@@ -248,6 +248,18 @@ def test_linear_shapes_values_and_errors():
         lin(np.array([["a", "b", "c"]]))
 
 
+def test_argument_checks_agree_with_the_recurrent_layers():
+    # dtype=None is float32 for every module (torch's default dtype), not NumPy's float64
+    assert rf.Linear(2, 2, dtype=None).dtype == rf.LSTM(2, 2, dtype=None).dtype == np.float32
+    assert rf.Embedding(3, 2, dtype=None).weight.dtype == np.float32
+    with pytest.raises(TypeError, match="in_features must be an int"):
+        rf.Linear(3.0, 2)
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        rf.Embedding(3, 2, dtype="bogus")
+    with pytest.raises(TypeError, match="lengths must hold integers"):
+        rf.LastStep()(np.ones((2, 3, 2)), lengths=[1.0, 2.0])
+
+
 def test_embedding_lookup_padding_and_errors():
     emb = rf.Embedding(6, 3, padding_idx=-1, seed=0)
     assert emb.padding_idx == 5 and np.all(emb.weight[5] == 0)

@@ -137,9 +137,23 @@ def backward(cell, dy, dh_n, dc_n, saved, step=False):
     return Backward(dy, dh_n, dc_n)
 
 
+def layer_dtype(dtype):
+    """A layer's ``dtype`` argument as float32 or float64; None means float32 (torch's default
+    dtype, not NumPy's float64), as for every rnnfast module."""
+    if dtype is None:
+        return FLOAT_DTYPES[0]
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
 def positive_int(n, name):
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(n).__name__}")
+        raise TypeError(f"{name} must be an int, got {type(n).__name__} {n!r}")
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
     return int(n)

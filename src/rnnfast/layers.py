@@ -24,35 +24,18 @@ import warnings
 
 import numpy as np
 
-from . import kernels
+from . import _validate, kernels
 from ._module import Module, is_grad_enabled
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
 
 # ----------------------------------------------------------------------------------------------
-# argument checks (each error names the argument and shows what it got)
+# argument checks (each error names the argument and shows what it got; the checks shared with
+# the kernels and the other modules live in _validate)
 
-def _size(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _layer_dtype(dtype):
-    if dtype is None:  # torch's meaning: the default dtype, not NumPy's float64
-        return np.dtype(np.float32)
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
-    if dt not in _FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    return dt
+_size = _validate.positive_int
+_layer_dtype = _validate.layer_dtype
 
 
 def _numeric(value, name):
@@ -254,15 +237,7 @@ class _RNNBase(Module):
             arr = np.asarray(lengths)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"lengths must be B={B} integers: {exc}") from exc
-        if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
-            raise TypeError(f"lengths must hold integers, got dtype {arr.dtype}")
-        if arr.ndim != 1 or arr.shape[0] != B:
-            raise ValueError(f"lengths must be 1-D with one entry per sequence (B={B}), "
-                             f"got shape {arr.shape}")
-        arr = arr.astype(np.int64)
-        if arr.min() < 0 or arr.max() > T:
-            raise ValueError(f"lengths must lie in [0, T={T}], got values from {arr.min()} "
-                             f"to {arr.max()}")
+        arr = _validate.lengths_array(arr, T, B)
         if np.all(arr == T):  # every sequence full: same answers, no masking needed
             return None
         return arr
@@ -458,9 +433,7 @@ class RNN(_RNNBase):
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32,
                  seed=None):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = _validate.nonlinearity(nonlinearity)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed)
 

@@ -23,25 +23,14 @@ import numbers
 import numpy as np
 from scipy.special import expit
 
+from . import _validate
 from ._module import Module, is_grad_enabled
 
 __all__ = ["Sequential", "Embedding", "Linear", "Dropout", "LastStep", "Tanh", "ReLU", "Sigmoid",
            "register_module", "describe", "build"]
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _float_dtype(dtype):
-    dt = np.dtype(dtype)
-    if dt not in _FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    return dt
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+_float_dtype = _validate.layer_dtype      # None means float32, as for the recurrent layers
+_positive_int = _validate.positive_int
 
 
 def _float_input(x, dtype, name="x"):
@@ -311,13 +300,7 @@ class LastStep(_Layer):
         if lengths is None:
             last = np.full(B, T - 1, dtype=np.int64)
         else:
-            lengths = np.asarray(lengths)
-            if lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer):
-                raise ValueError(f"lengths must hold B={B} integers, got {lengths!r}")
-            if B and (lengths.min() < 0 or lengths.max() > T):
-                raise ValueError(f"lengths must lie in [0, T={T}], got values from "
-                                 f"{lengths.min()} to {lengths.max()}")
-            last = lengths.astype(np.int64) - 1
+            last = _validate.lengths_array(lengths, T, B) - 1
         valid = last >= 0
         rows = np.arange(B)
         y = np.zeros((B, F), dtype=x.dtype)
