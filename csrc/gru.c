@@ -19,7 +19,7 @@ size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = rf_pad(B * GH);                                     /* hh */
     if (rf_small(B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH);    /* W_hh^T, W_ih^T */
-    if (!training) n += rf_pad(rf_chunk_steps(T, B, GH) * B * GH);  /* projection chunk */
+    if (!training) n += rf_pad(rf_chunk_steps(T, B, 3, H) * B * GH);  /* projection chunk */
     return (size_t)n;
 }
 
@@ -150,7 +150,7 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
         a.WiT = wit; a.WhT = wht;
         w += rf_pad(I * GH) + rf_pad(H * GH);
     }
-    a.Tc = training ? T : rf_chunk_steps(T, B, GH);
+    a.Tc = training ? T : rf_chunk_steps(T, B, 3, H);
     a.chunk = training ? NULL : w;
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
@@ -284,7 +284,7 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(B, 3, H)) {
-        const int nt = rf_threads(n_threads, B);
+        const int nt = rf_threads(n_threads, GH); /* the weight phase splits GH rows */
         if (nt == 1) {
             RF_F(gru_backward_small)(&a, &w, 1, 0);
         } else {

@@ -24,7 +24,7 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = rf_pad(GH);                                  /* bias sum */
     if (rf_small(B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH); /* W_hh^T, W_ih^T */
-    if (!training) n += rf_pad(rf_chunk_steps(T, B, GH) * B * GH); /* projection chunk */
+    if (!training) n += rf_pad(rf_chunk_steps(T, B, 4, H) * B * GH); /* projection chunk */
     return (size_t)n;
 }
 
@@ -172,7 +172,7 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
         a.WiT = wit; a.WhT = wht;
         w += rf_pad(I * GH) + rf_pad(H * GH);
     }
-    a.Tc = training ? T : rf_chunk_steps(T, B, GH);
+    a.Tc = training ? T : rf_chunk_steps(T, B, 4, H);
     a.chunk = training ? NULL : w;
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
     RF_F(rf_copy_or_zero)(c_n, c0, B * H);
@@ -314,7 +314,7 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);
 
     if (rf_small(B, 4, H)) {
-        const int nt = rf_threads(n_threads, B);
+        const int nt = rf_threads(n_threads, GH); /* the weight phase splits GH rows */
         if (nt == 1) {
             RF_F(lstm_backward_small)(&a, &w, 1, 0);
         } else {

@@ -27,9 +27,12 @@
 #endif
 
 /* Inference keeps the input projection of at most this many elements (or one step) at a time,
- * so its memory is O(B*H) (bounded by max(B*G*H, this)); big enough that the chunk's projection
- * is still one efficient GEMM (at least 4 steps of B rows for the largest benchmark shape). */
+ * so its memory is O(B*H) (bounded by max(B*G*H, this)). Large problems: big enough that the
+ * chunk's projection is still one efficient GEMM (at least 4 steps of B rows for the largest
+ * benchmark shape); small ones project a few steps at a time per sequence, which costs nothing
+ * and keeps the buffer in cache. */
 #define RF_CHUNK_ELEMS ((int64_t)1 << 21)
+#define RF_CHUNK_ELEMS_SMALL ((int64_t)1 << 15)
 
 /* Sub-buffers of the workspace start at multiples of this many elements. */
 #define RF_PAD 16
@@ -41,9 +44,9 @@ static inline int rf_small(int64_t B, int64_t G, int64_t H) {
 static inline int64_t rf_pad(int64_t n) { return (n + RF_PAD - 1) / RF_PAD * RF_PAD; }
 
 /* Steps of input projection kept at once in inference. */
-static inline int64_t rf_chunk_steps(int64_t T, int64_t B, int64_t GH) {
-    int64_t tc = RF_CHUNK_ELEMS / (B * GH);
-    if (tc < 1) tc = 1;
+static inline int64_t rf_chunk_steps(int64_t T, int64_t B, int64_t G, int64_t H) {
+    int64_t tc = (rf_small(B, G, H) ? RF_CHUNK_ELEMS_SMALL : RF_CHUNK_ELEMS) / (B * G * H);
+    if (tc < 4) tc = 4;
     return tc < T ? tc : T;
 }
 

@@ -222,7 +222,7 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(B, 1, H)) {
-        const int nt = rf_threads(n_threads, B);
+        const int nt = rf_threads(n_threads, H); /* the weight phase splits H rows */
         if (nt == 1) {
             RF_F(rnn_backward_small)(&a, &w, 1, 0);
         } else {
