@@ -207,6 +207,14 @@ def test_errors_before_training_starts():
         _fit(rf.Sequential(rf.GRU(1, 4), rf.LastStep(), rf.Linear(4, 2)), X, y)
     with pytest.raises(ValueError, match="takes no lengths"):
         _fit(rf.Linear(1, 2), X[:, 0], y, lengths=np.ones(32, dtype=int))
+    # an optimizer over another model's parameters (e.g. the model before rf.load) would
+    # silently train nothing; a loss or optimizer class instead of an object
+    with pytest.raises(ValueError, match="none of this model's parameters"):
+        _fit(model, X, y, optimizer=rf.Adam(_model().parameters()))
+    with pytest.raises(TypeError, match="loss object"):
+        _fit(model, X, y, loss=rf.CrossEntropyLoss)
+    with pytest.raises(TypeError, match="optimizer object"):
+        _fit(model, X, y, optimizer=rf.Adam)
     assert all(np.array_equal(model.state_dict()[k], before[k]) for k in before)
 
 

@@ -153,6 +153,19 @@ def _check_model(model, lengths_given):
         raise ValueError(f"lengths were given but {type(model).__name__}.forward takes no lengths")
 
 
+def _check_loss_and_optimizer(model, loss, optimizer):
+    if isinstance(loss, type) or not callable(getattr(loss, "backward", None)):
+        raise TypeError(f"loss must be a loss object such as rf.CrossEntropyLoss(), got {loss!r}")
+    if isinstance(optimizer, type) or not callable(getattr(optimizer, "step", None)):
+        raise TypeError("optimizer must be an optimizer object such as "
+                        f"rf.Adam(model.parameters()), got {optimizer!r}")
+    mine, theirs = {id(p) for p in model.parameters()}, getattr(optimizer, "params", None)
+    if mine and theirs is not None and not any(id(p) in mine for p in theirs):
+        raise ValueError("the optimizer updates none of this model's parameters, so training "
+                         "would change nothing; build it from model.parameters() (after "
+                         "rf.load, from the loaded model's)")
+
+
 def _as_inputs(X, name="X"):
     X = np.asarray(X)
     if X.ndim == 0:
@@ -292,6 +305,7 @@ def fit(model, X, y, loss, optimizer, epochs=10, batch_size=32, validation_data=
         raise ValueError(f"y has {len(y)} samples but X has {N}; they must match along axis 0")
     lengths = _as_lengths(lengths, N)
     _check_model(model, lengths is not None)
+    _check_loss_and_optimizer(model, loss, optimizer)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
