@@ -28,7 +28,7 @@ def load_text(path):
 
 def make_windows(ids, width, stride):
     """Inputs ids[i:i+width] and targets ids[i+1:i+width+1]: X, Y (N, width)."""
-    starts = np.arange(0, len(ids) - width - 1, stride)
+    starts = np.arange(0, len(ids) - width, stride)     # the last target is ids[-1]
     idx = starts[:, None] + np.arange(width)[None, :]
     return ids[idx], ids[idx + 1]
 

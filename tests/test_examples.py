@@ -61,6 +61,13 @@ def test_char_generation(capsys):
     assert result["loss"][-1] < result["loss"][0]
 
 
+def test_char_generation_windows_reach_the_last_character():
+    ex = _load("char_generation")
+    X, Y = ex.make_windows(np.arange(10), width=4, stride=1)
+    assert X.tolist()[-1] == [5, 6, 7, 8] and Y.tolist()[-1] == [6, 7, 8, 9] and len(X) == 6
+    np.testing.assert_array_equal(X[:, 1:], Y[:, :-1])
+
+
 @pytest.mark.parametrize("compare", [False, True])
 def test_demo(capsys, compare):
     from rnnfast import _demo
