@@ -70,8 +70,8 @@ RF_INLINE void RF_F(lstm_row_train)(int64_t H, real *restrict pi, real *restrict
                                     real *restrict pg, real *restrict po, real *restrict c_b,
                                     real *restrict cs, real *restrict y, real *restrict h_b) {
     for (int64_t j = 0; j < H; j++) {
-        real i = RF_F(rf_sigmoid)(pi[j]), f = RF_F(rf_sigmoid)(pf[j]);
-        real g = RF_F(rf_tanh)(pg[j]), o = RF_F(rf_sigmoid)(po[j]);
+        real i, f, g, o;
+        RF_F(rf_lstm_gates)(pi[j], pf[j], pg[j], po[j], &i, &f, &g, &o);
         real c = f * c_b[j] + i * g;
         real h = o * RF_F(rf_tanh)(c);
         pi[j] = i; pf[j] = f; pg[j] = g; po[j] = o;
@@ -85,8 +85,8 @@ RF_INLINE void RF_F(lstm_row_infer)(int64_t H, const real *restrict pi, const re
                                     const real *restrict pg, const real *restrict po,
                                     real *restrict c_b, real *restrict y, real *restrict h_b) {
     for (int64_t j = 0; j < H; j++) {
-        real i = RF_F(rf_sigmoid)(pi[j]), f = RF_F(rf_sigmoid)(pf[j]);
-        real g = RF_F(rf_tanh)(pg[j]), o = RF_F(rf_sigmoid)(po[j]);
+        real i, f, g, o;
+        RF_F(rf_lstm_gates)(pi[j], pf[j], pg[j], po[j], &i, &f, &g, &o);
         real c = f * c_b[j] + i * g;
         real h = o * RF_F(rf_tanh)(c);
         c_b[j] = c;

@@ -109,6 +109,46 @@ static inline real RF_F(rf_tanh)(real x) {
     return a < (real)0.625 ? small : big;
 }
 
+/* The four LSTM gates at once: i, f, o = sigmoid, g = tanh. Same formulas as rf_sigmoid and
+ * rf_tanh, but the four reciprocals 1/(1+z) come from one division (1/(d_i d_f d_g d_o) times the
+ * other three factors, each d in [1, 2]): a few ulp, and the division is the slow instruction. */
+RF_INLINE void RF_F(rf_lstm_gates)(real xi, real xf, real xg, real xo, real *i, real *f, real *g,
+                                   real *o) {
+    real zi = RF_F(rf_expneg)(-RF_F(rf_abs)(xi)), zf = RF_F(rf_expneg)(-RF_F(rf_abs)(xf));
+    real zo = RF_F(rf_expneg)(-RF_F(rf_abs)(xo)), zg = RF_F(rf_expneg)(-2 * RF_F(rf_abs)(xg));
+    real di = 1 + zi, df = 1 + zf, dg = 1 + zg, d_o = 1 + zo;
+    real dif = di * df, dgo = dg * d_o;
+    real r = 1 / (dif * dgo);
+    real ri = df * dgo * r, rf = di * dgo * r, rg = dif * d_o * r, ro = dif * dg * r;
+    *i = xi >= 0 ? ri : zi * ri;
+    *f = xf >= 0 ? rf : zf * rf;
+    *o = xo >= 0 ? ro : zo * ro;
+    real s = xg * xg;
+#if RF_IS_F32
+    real p = -0.0060967141659081975745f;
+    p = 0.020997178999074750572f + s * p;
+    p = -0.053850909578513580828f + s * p;
+    p = 0.13332769736976327858f + s * p;
+    p = -0.33333328944134254565f + s * p;
+#else
+    real p = -0.000017244874494844330172;
+    p = 0.000079599557352648080002 + s * p;
+    p = -0.000230776162695198579 + s * p;
+    p = 0.00058743728600943818973 + s * p;
+    p = -0.001455309297534642025 + s * p;
+    p = 0.0035920589774734553151 + s * p;
+    p = -0.0088632298309257087457 + s * p;
+    p = 0.021869488260559114645 + s * p;
+    p = -0.053968253961395570821 + s * p;
+    p = 0.13333333333326657736 + s * p;
+    p = -0.33333333333333322565 + s * p;
+#endif
+    real small = xg + xg * s * p;
+    real big = (1 - zg) * rg;
+    big = xg < 0 ? -big : big;
+    *g = RF_F(rf_abs)(xg) < (real)0.625 ? small : big;
+}
+
 /* ---- BLAS glue: the one place that spells out a BLAS call ----------------------------------
  * Row-major C (M,N) = alpha op(A) op(Bm) + beta C. Column-major BLAS sees the transposes, so the
  * operands swap: C^T = op(Bm)^T op(A)^T. M == 1 goes to gemv (GEMM with one row crawls). */
