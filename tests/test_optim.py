@@ -102,6 +102,11 @@ def test_bad_arguments():
         rf.Adam([p], lr=-1)
     with pytest.raises(ValueError, match="betas"):
         rf.Adam([p], betas=(1.0, 0.9))
+    with pytest.raises(ValueError, match="betas"):
+        rf.Adam([p], betas=0.9)
+    with pytest.raises(ValueError, match="lr"):
+        rf.SGD([p], lr=True)
+    assert rf.SGD([p], lr=np.int64(1)).lr == 1.0  # NumPy integers are numbers too
     with pytest.raises(ValueError, match="Nesterov"):
         rf.SGD([p], lr=0.1, nesterov=True)
 

@@ -16,6 +16,7 @@ Not here: parameter groups, learning-rate schedules (change ``opt.lr`` between s
 >>> opt.step(); opt.zero_grad()
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -38,7 +39,8 @@ def _parameter_list(params):
 
 
 def _non_negative(value, name):
-    if not (isinstance(value, (int, float, np.floating)) and value >= 0 and math.isfinite(value)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 \
+            or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 
@@ -125,8 +127,12 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False):
         super().__init__(params, lr)
-        b1, b2 = betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+        try:
+            b1, b2 = betas
+            ok = 0 <= b1 < 1 and 0 <= b2 < 1
+        except (TypeError, ValueError):  # not a pair of numbers
+            ok = False
+        if not ok:
             raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
         self.betas = (float(b1), float(b2))
         self.eps = _non_negative(eps, "eps")
