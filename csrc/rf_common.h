@@ -16,12 +16,15 @@
 #endif
 
 /* Problems with B*G*H*H multiply-adds per step up to this size run "small": one OpenMP region for
- * the whole sequence, each thread owning a batch slice for all T steps, every product by our own
- * single-threaded kernel (rf_mm), so the BLAS's threads never run while ours are busy. Larger ones
- * run "large": per-step BLAS GEMMs (on the BLAS's own threads) from the calling thread, element-wise
- * work on that thread, no OpenMP in the time loop. The choice depends on the shape only, so the
- * result never depends on the thread count. Measured on a 2-core AVX-512 machine (see the report
- * in tests/test_compiled.py's module docstring for the bench command). */
+ * the whole sequence, each thread owning a batch slice for all T steps (in backward, then one
+ * barrier and the weight gradients split by rows), every product by our own single-threaded
+ * kernel (rf_mm), so the BLAS's threads never run while ours are busy. Larger ones run "large":
+ * the input projection and the weight gradients as single BLAS GEMMs, per-step BLAS GEMMs (on the
+ * BLAS's own threads) from the calling thread, element-wise work on that thread, no OpenMP at all.
+ * The choice depends on the shape only, so the result never depends on the thread count.
+ * Switch point measured on a 2-core AVX-512 Xeon: at B*G*H*H = 4e6..17e6 ((64,100,128,256)) the
+ * BLAS path was as fast or faster and the small path slower for the RNN; below 1e6 the small path
+ * wins by avoiding the BLAS's per-call thread hand-off. Override with -DRF_SMALL_MACS=... */
 #ifndef RF_SMALL_MACS
 #define RF_SMALL_MACS ((int64_t)1 << 20)
 #endif
