@@ -80,6 +80,17 @@ def test_file_is_a_plain_npz_without_pickles(tmp_path):
     assert meta["parameters"]["0.weight"] == {"shape": [3, 2], "dtype": "float32"}
 
 
+def test_new_file_gets_the_mode_a_plain_open_would(tmp_path):
+    old = os.umask(0o077)  # a private umask: the model file must not be world-readable
+    try:
+        rf.save(rf.Linear(2, 2), tmp_path / "private.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "private.npz").stat().st_mode & 0o777 == 0o600
+    rf.save(rf.Linear(2, 2), tmp_path / "plain.npz")
+    assert (tmp_path / "plain.npz").stat().st_mode & 0o777 == 0o666 & ~old
+
+
 def test_save_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "m.npz"
     old = rf.Sequential(rf.Linear(2, 2, seed=0))

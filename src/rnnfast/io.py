@@ -98,7 +98,7 @@ def save(model, path):
             f.flush()
             os.fsync(f.fileno())
         try:  # mkstemp makes the file private; give it the mode a plain open() would
-            mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+            mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o666 & ~_umask()
             os.chmod(tmp, mode)
         except OSError:
             pass
@@ -109,6 +109,20 @@ def save(model, path):
         except OSError:
             pass
         raise
+
+
+def _umask():
+    """The process's umask, read without changing it where Linux reports it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
 
 
 def _read(path):
