@@ -40,14 +40,18 @@ def sample(model, prompt, length, char_to_id, id_to_char, temperature=0.8, seed=
     the three layers and keeps the LSTM's (h, c) for the next call.
     """
     embedding, lstm, head = model[0], model[1], model[2]
+    if not prompt:
+        raise ValueError("the prompt needs at least one character")
+    unknown = sorted(set(prompt) - set(char_to_id))
+    if unknown:
+        raise ValueError(f"the prompt has characters the model never saw: {unknown}")
+    ids = [char_to_id[c] for c in prompt]
     rng = np.random.default_rng(seed)
     state = None                      # zeros: the LSTM starts from scratch
     out = []
+    was_training = model.training
     with rf.no_grad():
         model.eval()
-        ids = [char_to_id.get(c, 0) for c in prompt]
-        if not ids:
-            raise ValueError("the prompt needs at least one character")
         for i in range(len(prompt) + length - 1):     # the last character is never fed back
             x = embedding(np.array([[ids[i]]]))                 # (1, 1, E)
             h, state = lstm(x, state)                           # h (1, 1, H); state (h_n, c_n)
@@ -58,7 +62,7 @@ def sample(model, prompt, length, char_to_id, id_to_char, temperature=0.8, seed=
             nxt = int(rng.choice(len(p), p=p / p.sum()))
             ids.append(nxt)
             out.append(id_to_char[nxt])
-        model.train()
+        model.train(was_training)
     return prompt + "".join(out)
 
 

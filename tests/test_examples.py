@@ -61,6 +61,20 @@ def test_char_generation(capsys):
     assert result["loss"][-1] < result["loss"][0]
 
 
+def test_char_generation_sample_checks_the_prompt_and_keeps_the_mode():
+    import rnnfast as rf
+    ex = _load("char_generation")
+    chars = "ab "
+    model = rf.Sequential(rf.Embedding(3, 4, seed=0), rf.LSTM(4, 5, batch_first=True, seed=0),
+                          rf.Linear(5, 3, seed=0)).eval()
+    to_id, to_char = {c: i for i, c in enumerate(chars)}, dict(enumerate(chars))
+    text = ex.sample(model, "ab", 6, to_id, to_char)
+    assert text.startswith("ab") and len(text) == 8 and set(text) <= set(chars)
+    assert not any(m.training for m in model.modules())  # eval stays eval
+    with pytest.raises(ValueError, match=r"never saw: \['z'\]"):
+        ex.sample(model, "az", 3, to_id, to_char)
+
+
 def test_char_generation_windows_reach_the_last_character():
     ex = _load("char_generation")
     X, Y = ex.make_windows(np.arange(10), width=4, stride=1)
