@@ -37,6 +37,28 @@ def no_grad():
         _grad_state.enabled = previous
 
 
+def owned(arr, source):
+    """``arr`` (already converted from the caller's ``source``) as an array the caller cannot
+    change behind a module's back: copied if it shares memory with a writeable ``source``.
+
+    A module keeps its inputs for backward; if the caller edits that array in place between forward
+    and backward, the gradients would be silently wrong. Read-only sources (such as the outputs of
+    other modules, see :func:`read_only`) need no copy.
+    """
+    if (isinstance(source, np.ndarray) and source.flags.writeable
+            and np.may_share_memory(arr, source)):
+        return arr.copy()
+    return arr
+
+
+def read_only(arr):
+    """A read-only view of an array a module also keeps for backward, so that an in-place edit by
+    the caller raises (as torch does) instead of silently corrupting the gradients."""
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
 class Parameter:
     """A trainable array and the gradient accumulated for it (same shape and dtype)."""
 

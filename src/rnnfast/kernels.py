@@ -82,7 +82,11 @@ def set_backend(name):
 
 @contextlib.contextmanager
 def use_backend(name):
-    """``with use_backend("reference"): ...`` runs the block on that backend, then restores."""
+    """``with use_backend("reference"): ...`` runs the block on that backend, then restores.
+
+    Like set_backend, this switches the one process-wide setting (not a per-thread one): don't
+    switch backends from several threads at once.
+    """
     global _active
     previous = _active  # may still be None (undecided): restoring that decides lazily, as before
     _active = _module(name)

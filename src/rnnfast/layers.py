@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from . import _validate, kernels
-from ._module import Module, is_grad_enabled
+from ._module import Module, is_grad_enabled, owned, read_only
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
@@ -50,12 +50,8 @@ def _numeric(value, name):
 
 
 def _owned(arr, source, dtype):
-    """C-contiguous ``arr`` in ``dtype`` that shares no memory with the caller's ``source``, so
-    changing the caller's array between forward and backward cannot change the gradients."""
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    if isinstance(source, np.ndarray) and np.may_share_memory(out, source):
-        out = out.copy()
-    return out
+    """C-contiguous ``arr`` in ``dtype`` that the caller cannot change behind the layer's back."""
+    return owned(np.ascontiguousarray(arr, dtype=dtype), source)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -321,6 +317,8 @@ class _RNNBase(Module):
         out = layer_in
         if self.batch_first:
             out = np.ascontiguousarray(out.transpose(1, 0, 2))
+        elif training:
+            out = read_only(out)  # it may be the kept activation y: an in-place edit must raise
         return out, (tuple(finals) if self._has_cell_state else finals[0])
 
     def backward(self, d_out=None, d_state=None):

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import expit
 
 from . import _validate
-from ._module import Module, is_grad_enabled
+from ._module import Module, is_grad_enabled, owned, read_only
 
 __all__ = ["Sequential", "Embedding", "Linear", "Dropout", "LastStep", "Tanh", "ReLU", "Sigmoid",
            "register_module", "describe", "build"]
@@ -98,13 +98,13 @@ class Embedding(_Layer):
         self.add_parameter("weight", weight)
 
     def forward(self, ids):
-        ids = np.asarray(ids)
+        ids_in, ids = ids, np.asarray(ids)
         if not np.issubdtype(ids.dtype, np.integer) or ids.dtype == bool:
             raise TypeError(f"Embedding input must hold integer ids, got dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
             raise ValueError(f"Embedding ids must lie in [0, {self.num_embeddings}), got values "
                              f"from {ids.min()} to {ids.max()}")
-        self._save(ids)
+        self._save(owned(ids, ids_in) if is_grad_enabled() else None)
         return self._parameters["weight"].data[ids]
 
     def backward(self, dy):
@@ -153,11 +153,11 @@ class Linear(_Layer):
             self.add_parameter("bias", rng.uniform(-bound, bound, O).astype(dt))
 
     def forward(self, x):
-        x = _float_input(x, self.dtype)
+        x_in, x = x, _float_input(x, self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear expects input of shape (..., {self.in_features}), "
                              f"got {x.shape}")
-        self._save(x)
+        self._save(owned(x, x_in) if is_grad_enabled() else None)
         y = x @ self._parameters["weight"].data.T
         if "bias" in self._parameters:
             y += self._parameters["bias"].data
@@ -222,7 +222,7 @@ class Tanh(_Layer):
     def forward(self, x):
         y = np.tanh(np.asarray(x))
         self._save(y)
-        return y
+        return y if self._saved is None else read_only(y)
 
     def backward(self, dy):
         y = self._take_saved()  # forward was: y = tanh(x); so dx = dy * (1 - y^2)
@@ -251,7 +251,7 @@ class Sigmoid(_Layer):
     def forward(self, x):
         y = expit(np.asarray(x))
         self._save(y)
-        return y
+        return y if self._saved is None else read_only(y)
 
     def backward(self, dy):
         y = self._take_saved()  # forward was: y = sigmoid(x); so dx = dy * y * (1 - y)
