@@ -113,7 +113,8 @@ static void RF_F(gru_forward_slice)(const RF_F(gru_fwd) *a, int64_t b0, int64_t 
         real *P = RF_F(gru_chunk)(a, t0);
         for (int64_t b = b0; b < b1; b++) {
             RF_F(rf_fill_rows)(P + b * GH, tc, B * GH, a->b_ih, GH);
-            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, 1, a->WiT, GH, P + b * GH, B * GH);
+            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, 1, a->WiT, GH, P + b * GH,
+                        B * GH);
         }
         for (int64_t t = t0; t < t0 + tc; t++) {
             /* hh[b0:b1] = b_hh + h_{t-1} W_hh^T */

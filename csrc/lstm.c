@@ -134,7 +134,8 @@ static void RF_F(lstm_forward_slice)(const RF_F(lstm_fwd) *a, int64_t b0, int64_
         /* input projection of the chunk: for each sequence, its tc steps as one product */
         for (int64_t b = b0; b < b1; b++) {
             RF_F(rf_fill_rows)(P + b * GH, tc, B * GH, a->bias, GH);
-            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, 1, a->WiT, GH, P + b * GH, B * GH);
+            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, 1, a->WiT, GH, P + b * GH,
+                        B * GH);
         }
         for (int64_t t = t0; t < t0 + tc; t++) {
             real *P_t = P + (t - t0) * B * GH;
@@ -220,7 +221,8 @@ typedef struct {
 
 /* One row of the gate gradients. Without has_cp / has_dy, c_{t-1} / dy are zeros (and the
  * pointers unused); the caller passes constants so each inlined copy is a straight loop. */
-RF_INLINE void RF_F(lstm_row_backward)(int has_cp, int has_dy, int64_t H, const real *restrict gi, const real *restrict gf,
+RF_INLINE void RF_F(lstm_row_backward)(int has_cp, int has_dy, int64_t H,
+                                       const real *restrict gi, const real *restrict gf,
                                        const real *restrict gg, const real *restrict go,
                                        const real *restrict c_t, const real *restrict c_prev,
                                        const real *restrict dy, real *restrict dh,
@@ -284,7 +286,8 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
     for (int64_t t = a->T - 1; t >= 0; t--) {
         RF_F(lstm_gates_backward)(a, t, b0, b1);
         /* dh[b0:b1] += da[t, b0:b1] (.,4H) @ w_hh (4H,H) */
-        RF_F(rf_mm)(b1 - b0, H, GH, a->da + (t * B + b0) * GH, GH, 1, a->w_hh, H, a->dh + b0 * H, H);
+        RF_F(rf_mm)(b1 - b0, H, GH, a->da + (t * B + b0) * GH, GH, 1, a->w_hh, H, a->dh + b0 * H,
+                    H);
     }
     RF_F(rf_wgrad_dx_rows)(w, b0, b1);
 #ifdef RNNFAST_OPENMP

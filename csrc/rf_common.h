@@ -120,7 +120,11 @@ int rf_have_avx512(void);
 #define RF_AVX512_TARGET
 static inline int rf_have_avx512(void) { return 0; }
 #endif
+#if defined(__GNUC__)
 #define RF_INLINE static inline __attribute__((always_inline))
+#else
+#define RF_INLINE static inline
+#endif
 
 /* Defines RF_F(base) dispatching to two copies of RF_F(base##_body) (which must be RF_INLINE). */
 #define RF_MULTIVERSION(base, params, args)                                                     \

@@ -152,7 +152,7 @@ RF_INLINE void RF_F(rf_lstm_gates)(real xi, real xf, real xg, real xo, real *i, 
 /* ---- BLAS glue: the one place that spells out a BLAS call ----------------------------------
  * Row-major C (M,N) = alpha op(A) op(Bm) + beta C. Column-major BLAS sees the transposes, so the
  * operands swap: C^T = op(Bm)^T op(A)^T. M == 1 goes to gemv (GEMM with one row crawls). */
-static void RF_F(rf_gemm)(const rnnfast_blas *bl, char ta, char tb, int64_t M, int64_t N,
+static inline void RF_F(rf_gemm)(const rnnfast_blas *bl, char ta, char tb, int64_t M, int64_t N,
                           int64_t K, real alpha, const real *A, int64_t lda, const real *Bm,
                           int64_t ldb, real beta, real *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
@@ -179,7 +179,7 @@ static void RF_F(rf_gemm)(const rnnfast_blas *bl, char ta, char tb, int64_t M, i
 }
 
 /* b (G*H) = b_ih + b_hh, either of which may be NULL; returns 0 if both are. */
-static int RF_F(rf_bias_sum)(real *b, const real *b_ih, const real *b_hh, int64_t GH) {
+static inline int RF_F(rf_bias_sum)(real *b, const real *b_ih, const real *b_hh, int64_t GH) {
     if (!b_ih && !b_hh) return 0;
     for (int64_t j = 0; j < GH; j++)
         b[j] = (b_ih ? b_ih[j] : 0) + (b_hh ? b_hh[j] : 0);
@@ -187,7 +187,8 @@ static int RF_F(rf_bias_sum)(real *b, const real *b_ih, const real *b_hh, int64_
 }
 
 /* rows (n rows of GH, leading dimension ld) = bias, or 0 when bias is NULL. */
-static void RF_F(rf_fill_rows)(real *rows, int64_t n, int64_t ld, const real *bias, int64_t GH) {
+static inline void RF_F(rf_fill_rows)(real *rows, int64_t n, int64_t ld, const real *bias,
+                                      int64_t GH) {
     for (int64_t r = 0; r < n; r++) {
         real *row = rows + r * ld;
         if (bias) memcpy(row, bias, (size_t)GH * sizeof(real));
@@ -196,7 +197,7 @@ static void RF_F(rf_fill_rows)(real *rows, int64_t n, int64_t ld, const real *bi
 }
 
 /* dst (C,R) = src (R,C)^T, row-major, in 16x16 tiles so both sides stay in cache. */
-static void RF_F(rf_transpose)(real *dst, const real *src, int64_t R, int64_t C) {
+static inline void RF_F(rf_transpose)(real *dst, const real *src, int64_t R, int64_t C) {
     for (int64_t r0 = 0; r0 < R; r0 += 16)
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
             const int64_t r1 = r0 + 16 < R ? r0 + 16 : R, c1 = c0 + 16 < C ? c0 + 16 : C;
@@ -205,7 +206,7 @@ static void RF_F(rf_transpose)(real *dst, const real *src, int64_t R, int64_t C)
         }
 }
 
-static void RF_F(rf_copy_or_zero)(real *dst, const real *src, int64_t n) {
+static inline void RF_F(rf_copy_or_zero)(real *dst, const real *src, int64_t n) {
     if (src) memcpy(dst, src, (size_t)n * sizeof(real));
     else memset(dst, 0, (size_t)n * sizeof(real));
 }
@@ -222,7 +223,7 @@ typedef struct {
 } RF_F(rf_wgrad);
 
 /* Large problems: single GEMMs over all steps (the BLAS's threads). */
-static void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgrad) *w) {
+static inline void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgrad) *w) {
     const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B;
     RF_F(rf_gemm)(bl, 'N', 'N', TB, I, GH, 1, w->da_in, GH, w->w_ih, I, 0, w->dx, I);
     RF_F(rf_gemm)(bl, 'T', 'N', GH, I, TB, 1, w->da_in, GH, w->x, I, 0, w->dw_ih, I);
@@ -230,12 +231,14 @@ static void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgrad) *w)
         RF_F(rf_gemm)(bl, 'T', 'N', GH, H, (T - 1) * B, 1, w->da_hh + B * GH, GH, w->y, H, 0,
                       w->dw_hh, H);
     if (w->h0)
-        RF_F(rf_gemm)(bl, 'T', 'N', GH, H, B, 1, w->da_hh, GH, w->h0, H, T > 1 ? 1 : 0, w->dw_hh, H);
+        RF_F(rf_gemm)(bl, 'T', 'N', GH, H, B, 1, w->da_hh, GH, w->h0, H, T > 1 ? 1 : 0, w->dw_hh,
+                      H);
     else if (T == 1)
         memset(w->dw_hh, 0, (size_t)(GH * H) * sizeof(real));
     for (int64_t r = 0; r < TB; r++) w->ones[r] = 1;
     /* db (1,GH) = ones (1,TB) @ da (TB,GH): one gemv */
-    if (w->db_ih) RF_F(rf_gemm)(bl, 'N', 'N', 1, GH, TB, 1, w->ones, TB, w->da_in, GH, 0, w->db_ih, GH);
+    if (w->db_ih)
+        RF_F(rf_gemm)(bl, 'N', 'N', 1, GH, TB, 1, w->ones, TB, w->da_in, GH, 0, w->db_ih, GH);
     if (w->db_hh) {
         if (w->db_ih && w->da_hh == w->da_in)
             memcpy(w->db_hh, w->db_ih, (size_t)GH * sizeof(real));
@@ -245,17 +248,18 @@ static void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgrad) *w)
 }
 
 /* Small problems, inside the OpenMP region: dx for the batch rows [b0,b1) of one thread... */
-static void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1) {
+static inline void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1) {
     const int64_t T = w->T, B = w->B, I = w->I, GH = w->GH;
     for (int64_t b = b0; b < b1; b++) {
-        for (int64_t t = 0; t < T; t++) memset(w->dx + (t * B + b) * I, 0, (size_t)I * sizeof(real));
+        for (int64_t t = 0; t < T; t++)
+            memset(w->dx + (t * B + b) * I, 0, (size_t)I * sizeof(real));
         /* dx[:, b] (T,I) += da_in[:, b] (T,GH) @ w_ih (GH,I) */
         RF_F(rf_mm)(T, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, I, w->dx + b * I, B * I);
     }
 }
 
-static void RF_F(rf_colsum_rows)(real *db, const real *da, int64_t rows, int64_t GH, int64_t j0,
-                                 int64_t j1) {
+static inline void RF_F(rf_colsum_rows)(real *db, const real *da, int64_t rows, int64_t GH,
+                                        int64_t j0, int64_t j1) {
     memset(db + j0, 0, (size_t)(j1 - j0) * sizeof(real));
     for (int64_t r = 0; r < rows; r++) {
         const real *da_r = da + r * GH;
@@ -265,7 +269,7 @@ static void RF_F(rf_colsum_rows)(real *db, const real *da, int64_t rows, int64_t
 
 /* ...and, after a barrier, rows [j0,j1) of dW_ih, dW_hh, db: every element sums over all steps in
  * the same order whatever the split, so the result does not depend on the thread count. */
-static void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int64_t j0, int64_t j1) {
+static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int64_t j0, int64_t j1) {
     const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B, M = j1 - j0;
     if (M <= 0) return;
     real *dwi = w->dw_ih + j0 * I, *dwh = w->dw_hh + j0 * H;
@@ -281,7 +285,7 @@ static void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int64_t j0, int64_t j1)
 }
 
 /* Check the BLAS table has this dtype's GEMM. */
-static int RF_F(rf_blas_ok)(const rnnfast_blas *bl) {
+static inline int RF_F(rf_blas_ok)(const rnnfast_blas *bl) {
 #if RF_IS_F32
     return bl && bl->sgemm;
 #else

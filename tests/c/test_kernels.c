@@ -163,7 +163,10 @@ static void gradient(const Prob *P, double *p, double *g) {
                                       T, B, P->I, H, work, nw, &BLAS, 1);
     }
     CHECK(rc == RNNFAST_OK, "%s backward rc %d", NAMES[P->cell], rc);
-    if (!P->with_h0) { memset(d.h0, 0, P->nh * sizeof(double)); memset(d.c0, 0, P->nh * sizeof(double)); }
+    if (!P->with_h0) {
+        memset(d.h0, 0, P->nh * sizeof(double));
+        memset(d.c0, 0, P->nh * sizeof(double));
+    }
     if (P->cell != LSTM) memset(d.c0, 0, P->nh * sizeof(double));
     free(work); free(y); free(hn); free(cn); free(y2); free(hn2); free(cn2); free(gates); free(aux);
 }
@@ -210,7 +213,8 @@ static void check_gradients(int cell, int64_t T, int64_t B, int64_t I, int64_t H
 static void check_threads_f32(int cell, int64_t T, int64_t B, int64_t I, int64_t H) {
     const int64_t G = GATES[cell], GH = G * H;
     size_t nx = (size_t)(T * B * I), ny = (size_t)(T * B * H), nh = (size_t)(B * H);
-    float *x = malloc(nx * 4), *wi = malloc((size_t)(GH * I) * 4), *wh = malloc((size_t)(GH * H) * 4);
+    float *x = malloc(nx * 4), *wi = malloc((size_t)(GH * I) * 4);
+    float *wh = malloc((size_t)(GH * H) * 4);
     float *b = malloc((size_t)GH * 4), *dy = malloc(ny * 4);
     for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
     for (int64_t i = 0; i < GH * I; i++) wi[i] = (float)(urand() * 0.3);
@@ -259,7 +263,10 @@ static void check_threads_f32(int cell, int64_t T, int64_t B, int64_t I, int64_t
         }
         CHECK(rc1 == RNNFAST_OK && rc2 == RNNFAST_OK, "%s f32 rc %d %d", NAMES[cell], rc1, rc2);
         for (size_t i = 0; i < nout; i++)
-            if (!isfinite(o[i])) { CHECK(0, "%s f32 output %zu not finite", NAMES[cell], i); break; }
+            if (!isfinite(o[i])) {
+                CHECK(0, "%s f32 output %zu not finite", NAMES[cell], i);
+                break;
+            }
         free(cn); free(dc0); free(gates); free(aux); free(work);
     }
     CHECK(!memcmp(out[0], out[1], nout * 4), "%s f32: 1 and 2 threads differ", NAMES[cell]);
@@ -277,32 +284,41 @@ static void check_errors(void) {
 #define LSTM_CALL(Y, XX, TT, BB, II, HH, LEN, W, NW, BL, NT, G, A)                              \
     rnnfast_lstm_forward_f64(Y, hn, cn, G, A, XX, NULL, NULL, wi, wh, NULL, NULL, LEN, TT, BB, \
                              II, HH, W, NW, BL, NT)
-    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_OK, "ok");
+    /* EXPECT(code, y, x, T, B, I, H, lengths, work, work_len, blas, n_threads, gates, c_all) */
+#define EXPECT(code, what, ...) CHECK(LSTM_CALL(__VA_ARGS__) == (code), what)
+    const int64_t big = (int64_t)1 << 40;
+    EXPECT(RNNFAST_OK, "ok", y, x, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux);
     for (int i = 0; i < 30; i++) y[i] = 42;
-    CHECK(LSTM_CALL(NULL, x, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_NULL, "y NULL");
-    CHECK(LSTM_CALL(y, NULL, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_NULL, "x NULL");
-    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, NULL, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_NULL, "work NULL");
-    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, NULL, 1, gates, aux) == RNNFAST_ERR_NULL, "blas NULL");
+    EXPECT(RNNFAST_ERR_NULL, "y NULL", NULL, x, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux);
+    EXPECT(RNNFAST_ERR_NULL, "x NULL", y, NULL, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux);
+    EXPECT(RNNFAST_ERR_NULL, "work NULL", y, x, T, B, I, H, NULL, NULL, nw, &BLAS, 1, gates, aux);
+    EXPECT(RNNFAST_ERR_NULL, "blas NULL", y, x, T, B, I, H, NULL, work, nw, NULL, 1, gates, aux);
     rnnfast_blas only_s = {naive_sgemm, NULL, naive_sgemv, NULL};
-    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, &only_s, 1, gates, aux) == RNNFAST_ERR_NULL, "no dgemm");
+    EXPECT(RNNFAST_ERR_NULL, "no dgemm", y, x, T, B, I, H, NULL, work, nw, &only_s, 1, gates, aux);
     (void)no_s;
-    CHECK(LSTM_CALL(y, x, 0, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "T=0");
-    CHECK(LSTM_CALL(y, x, T, -1, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "B<0");
-    CHECK(LSTM_CALL(y, x, T, B, 0, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "I=0");
-    CHECK(LSTM_CALL(y, x, T, B, I, (int64_t)1 << 40, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "H huge");
-    CHECK(LSTM_CALL(y, x, (int64_t)1 << 40, (int64_t)1 << 30, I, H, NULL, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_SIZE, "T*B huge");
-    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw - 1, &BLAS, 1, gates, aux) == RNNFAST_ERR_WORKSPACE, "short work");
-    CHECK(LSTM_CALL(y, x, T, B, I, H, bad_len, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_LENGTHS, "len > T");
-    CHECK(LSTM_CALL(y, x, T, B, I, H, neg_len, work, nw, &BLAS, 1, gates, aux) == RNNFAST_ERR_LENGTHS, "len < 0");
-    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, &BLAS, 0, gates, aux) == RNNFAST_ERR_ARG, "n_threads 0");
-    CHECK(LSTM_CALL(y, x, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, NULL) == RNNFAST_ERR_ARG, "c_all NULL");
+    EXPECT(RNNFAST_ERR_SIZE, "T=0", y, x, 0, B, I, H, NULL, work, nw, &BLAS, 1, gates, aux);
+    EXPECT(RNNFAST_ERR_SIZE, "B<0", y, x, T, -1, I, H, NULL, work, nw, &BLAS, 1, gates, aux);
+    EXPECT(RNNFAST_ERR_SIZE, "I=0", y, x, T, B, 0, H, NULL, work, nw, &BLAS, 1, gates, aux);
+    EXPECT(RNNFAST_ERR_SIZE, "H huge", y, x, T, B, I, big, NULL, work, nw, &BLAS, 1, gates, aux);
+    EXPECT(RNNFAST_ERR_SIZE, "T*B huge", y, x, big, big >> 10, I, H, NULL, work, nw, &BLAS, 1,
+           gates, aux);
+    EXPECT(RNNFAST_ERR_WORKSPACE, "short work", y, x, T, B, I, H, NULL, work, nw - 1, &BLAS, 1,
+           gates, aux);
+    EXPECT(RNNFAST_ERR_LENGTHS, "len > T", y, x, T, B, I, H, bad_len, work, nw, &BLAS, 1, gates,
+           aux);
+    EXPECT(RNNFAST_ERR_LENGTHS, "len < 0", y, x, T, B, I, H, neg_len, work, nw, &BLAS, 1, gates,
+           aux);
+    EXPECT(RNNFAST_ERR_ARG, "n_threads 0", y, x, T, B, I, H, NULL, work, nw, &BLAS, 0, gates, aux);
+    EXPECT(RNNFAST_ERR_ARG, "c_all NULL", y, x, T, B, I, H, NULL, work, nw, &BLAS, 1, gates, NULL);
+#undef EXPECT
     for (int i = 0; i < 30; i++) CHECK(y[i] == 42, "y touched on error");
     CHECK(rnnfast_rnn_forward_f64(y, hn, x, NULL, wi, wh, NULL, NULL, NULL, 7, T, B, I, H, work,
                                   4096, &BLAS, 1) == RNNFAST_ERR_ARG, "nonlinearity");
     CHECK(rnnfast_gru_forward_f64(y, hn, gates, NULL, x, NULL, wi, wh, NULL, NULL, NULL, T, B, I,
                                   H, work, 4096, &BLAS, 1) == RNNFAST_ERR_ARG, "gru half saved");
     CHECK(rnnfast_gru_backward_f64(x, hn, wi, wh, NULL, NULL, NULL, NULL, gates, NULL, y, x, NULL,
-                                   wi, wh, NULL, T, B, I, H, work, 4096, &BLAS, 1) == RNNFAST_ERR_NULL,
+                                   wi, wh, NULL, T, B, I, H, work, 4096, &BLAS, 1)
+              == RNNFAST_ERR_NULL,
           "gru backward hn_all NULL");
     CHECK(rnnfast_lstm_backward_f64(x, hn, cn, wi, wh, NULL, NULL, NULL, NULL, NULL, gates, aux, y,
                                     x, NULL, NULL, wi, wh, bad_len, T, B, I, H, work, 4096, &BLAS,
@@ -317,14 +333,16 @@ static void check_errors(void) {
           rnnfast_lstm_forward_workspace(1000000, 4, 8, 16, 0), "lstm inference workspace grows");
     CHECK(rnnfast_gru_forward_workspace(1000, 64, 8, 256, 0) ==
           rnnfast_gru_forward_workspace(100000, 64, 8, 256, 0), "gru inference workspace grows");
-    CHECK(rnnfast_rnn_forward_workspace(10, 4, 8, 16) == rnnfast_rnn_forward_workspace(10000, 4, 8, 16),
+    CHECK(rnnfast_rnn_forward_workspace(10, 4, 8, 16) ==
+          rnnfast_rnn_forward_workspace(10000, 4, 8, 16),
           "rnn workspace grows");
     CHECK(strlen(rnnfast_strerror(RNNFAST_ERR_LENGTHS)) > 0 && strlen(rnnfast_strerror(99)) > 0,
           "strerror");
 }
 
 int main(void) {
-    /* (T, B, I, H): small path shapes (incl. B=1, T=1, odd H) and large-path ones (B*G*H*H > 2^20) */
+    /* (T, B, I, H): small-path shapes (incl. B=1, T=1, odd H), then large-path ones
+     * (B*G*H*H > 2^20) */
     const int64_t small[][4] = {{4, 3, 5, 7}, {5, 1, 3, 4}, {1, 2, 3, 5}, {3, 5, 2, 19}};
     for (int cell = 0; cell < 4; cell++) {
         for (size_t k = 0; k < sizeof small / sizeof small[0]; k++)
