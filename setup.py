@@ -78,12 +78,17 @@ extensions = [
     )
 ]
 
-# The public C header ships inside the package so that Cython projects that cimport
-# rnnfast._kernels (and C projects) can find it through rnnfast.get_include().
+# The public C headers ship inside the package so that Cython projects that cimport
+# rnnfast._kernels (and C projects) can find them through rnnfast.get_include(). The rf_*.h
+# headers are the kernels' internals and stay out.
+PUBLIC_HEADERS = ("rnnfast.h", "rnnfast_blas.h")
 _inc = os.path.join(HERE, "src", "rnnfast", "include")
 os.makedirs(_inc, exist_ok=True)
-for h in glob.glob(os.path.join(HERE, "csrc", "*.h")):
-    shutil.copy(h, _inc)
+for name in os.listdir(_inc):
+    if name not in PUBLIC_HEADERS:
+        os.remove(os.path.join(_inc, name))
+for name in PUBLIC_HEADERS:
+    shutil.copy(os.path.join(HERE, "csrc", name), _inc)
 
 setup(
     ext_modules=cythonize(extensions, language_level=3,
