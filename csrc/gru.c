@@ -17,7 +17,7 @@
 size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H, int training) {
     const int64_t G = 3, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
-    int64_t n = rf_pad(B * GH);                                     /* hh */
+    int64_t n = RF_PAD + rf_pad(B * GH); /* alignment slack, hh */
     if (rf_small(B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH);    /* W_hh^T, W_ih^T */
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 3, H) * B * GH);  /* projection chunk */
     return (size_t)n;
@@ -26,7 +26,10 @@ size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
 size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     const int64_t G = 3, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
-    return (size_t)(2 * rf_pad(T * B * GH) + rf_pad(T * B));       /* da_in, da_hh, ones */
+    /* alignment slack, da_in, da_hh, ones */
+    int64_t n = RF_PAD + 2 * rf_pad(T * B * GH) + rf_pad(T * B);
+    if (rf_small(B, G, H)) n += rf_bwd_small_extra(I, H, GH);
+    return (size_t)n;
 }
 
 #define RF_REAL_DEFINED
@@ -141,7 +144,7 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
     RF_F(gru_fwd) a = {0};
     a.y = y; a.h = h_n; a.gates = gates; a.hn_all = hn_all; a.x = x; a.b_ih = b_ih;
     a.b_hh = b_hh; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
-    real *w = work;
+    real *w = RF_F(rf_align)(work);
     a.hh = w;
     w += rf_pad(B * GH);
     if (small) {
@@ -261,7 +264,7 @@ static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad
 #ifdef RNNFAST_OPENMP
 #pragma omp barrier
 #endif
-    rf_slice(GH, nt, it, &j0, &j1);
+    rf_slice_cols(GH, nt, it, &j0, &j1);
     RF_F(rf_wgrad_rows)(w, j0, j1);
 }
 
@@ -276,12 +279,19 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
     if (work_len < rnnfast_gru_backward_workspace(T, B, I, H)) return RNNFAST_ERR_WORKSPACE;
     const int64_t GH = 3 * H, TB = T * B;
+    real *w0 = RF_F(rf_align)(work);
     RF_F(gru_bwd) a = {0};
-    a.dh = dh0; a.da_in = work; a.da_hh = work + rf_pad(TB * GH); a.dy = dy; a.gates = gates;
+    a.dh = dh0; a.da_in = w0; a.da_hh = w0 + rf_pad(TB * GH); a.dy = dy; a.gates = gates;
     a.hn_all = hn_all; a.y = y; a.h0 = h0; a.w_hh = w_hh; a.lengths = lengths;
     a.T = T; a.B = B; a.H = H;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da_in, a.da_hh, x, h0, y, w_ih,
-                        work + 2 * rf_pad(TB * GH), T, B, I, H, GH};
+                        w0 + 2 * rf_pad(TB * GH), T, B, I, H, GH};
+    if (rf_small(B, 3, H)) { /* aligned B operands and the transposed weight gradients */
+        real *ws = w.ones + rf_pad(TB);
+        a.w_hh = RF_F(rf_aligned_or_copy)(ws, w_hh, GH * H);
+        w.w_ih = RF_F(rf_aligned_or_copy)(ws + rf_pad(GH * H), w_ih, GH * I);
+        w.tw = ws + rf_pad(GH * H) + rf_pad(GH * I);
+    }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(B, 3, H)) {

@@ -22,7 +22,7 @@
 size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H, int training) {
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
-    int64_t n = rf_pad(GH);                                  /* bias sum */
+    int64_t n = RF_PAD + rf_pad(GH); /* alignment slack, bias sum */
     if (rf_small(B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH); /* W_hh^T, W_ih^T */
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 4, H) * B * GH); /* projection chunk */
     return (size_t)n;
@@ -31,7 +31,10 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
 size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
-    return (size_t)(rf_pad(T * B * GH) + rf_pad(T * B)); /* gate gradients, ones */
+    /* alignment slack, gate gradients, ones */
+    int64_t n = RF_PAD + rf_pad(T * B * GH) + rf_pad(T * B);
+    if (rf_small(B, G, H)) n += rf_bwd_small_extra(I, H, GH);
+    return (size_t)n;
 }
 
 #define RF_REAL_DEFINED
@@ -163,7 +166,7 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     RF_F(lstm_fwd) a = {0};
     a.y = y; a.h = h_n; a.c = c_n; a.gates = gates; a.c_all = c_all;
     a.x = x; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
-    real *w = work;
+    real *w = RF_F(rf_align)(work);
     a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, GH) ? w : NULL;
     w += rf_pad(GH);
     if (small) {
@@ -293,7 +296,7 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
 #ifdef RNNFAST_OPENMP
 #pragma omp barrier
 #endif
-    rf_slice(GH, nt, it, &j0, &j1);
+    rf_slice_cols(GH, nt, it, &j0, &j1);
     RF_F(rf_wgrad_rows)(w, j0, j1);
 }
 
@@ -308,11 +311,18 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
     if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
     if (work_len < rnnfast_lstm_backward_workspace(T, B, I, H)) return RNNFAST_ERR_WORKSPACE;
     const int64_t GH = 4 * H, TB = T * B;
+    real *w0 = RF_F(rf_align)(work);
     RF_F(lstm_bwd) a = {0};
-    a.dh = dh0; a.dc = dc0; a.da = work; a.dy = dy; a.gates = gates; a.c_all = c_all;
+    a.dh = dh0; a.dc = dc0; a.da = w0; a.dy = dy; a.gates = gates; a.c_all = c_all;
     a.c0 = c0; a.w_hh = w_hh; a.lengths = lengths; a.T = T; a.B = B; a.H = H;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
-                        work + rf_pad(TB * GH), T, B, I, H, GH};
+                        w0 + rf_pad(TB * GH), T, B, I, H, GH};
+    if (rf_small(B, 4, H)) { /* aligned B operands and the transposed weight gradients */
+        real *ws = w.ones + rf_pad(TB);
+        a.w_hh = RF_F(rf_aligned_or_copy)(ws, w_hh, GH * H);
+        w.w_ih = RF_F(rf_aligned_or_copy)(ws + rf_pad(GH * H), w_ih, GH * I);
+        w.tw = ws + rf_pad(GH * H) + rf_pad(GH * I);
+    }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);
 

@@ -37,8 +37,12 @@
 #define RF_CHUNK_ELEMS ((int64_t)1 << 21)
 #define RF_CHUNK_ELEMS_SMALL ((int64_t)1 << 15)
 
-/* Sub-buffers of the workspace start at multiples of this many elements. */
+/* Sub-buffers of the workspace start at multiples of this many elements. The kernels first round
+ * the workspace pointer up to a 64-byte boundary (at most RF_PAD - 1 elements, which every
+ * workspace length includes as slack), so every sub-buffer is cache-line aligned: products whose
+ * B operand straddles cache lines run up to twice as slow. */
 #define RF_PAD 16
+#define RF_ALIGN 64
 
 static inline int rf_small(int64_t B, int64_t G, int64_t H) {
     return B * G * H * H <= RF_SMALL_MACS;
@@ -91,6 +95,20 @@ static inline int rf_threads(int n_threads, int64_t B) {
 static inline void rf_slice(int64_t B, int nt, int it, int64_t *b0, int64_t *b1) {
     *b0 = B * it / nt;
     *b1 = B * (it + 1) / nt;
+}
+
+/* Columns [*j0, *j1) of n for thread `it` of `nt` in the weight-gradient phase: boundaries at
+ * multiples of RF_PAD, so every thread's columns start on a cache line of a padded row. */
+static inline void rf_slice_cols(int64_t n, int nt, int it, int64_t *j0, int64_t *j1) {
+    int64_t a = n * it / nt / RF_PAD * RF_PAD, b = n * (it + 1) / nt / RF_PAD * RF_PAD;
+    *j0 = a;
+    *j1 = it == nt - 1 ? n : b;
+}
+
+/* Extra backward workspace of the small path: aligned copies of w_hh (GH,H) and w_ih (GH,I)
+ * (B operands of the per-step and dx products) and the transposed weight gradients (I+H, GH). */
+static inline int64_t rf_bwd_small_extra(int64_t I, int64_t H, int64_t GH) {
+    return rf_pad(GH * H) + rf_pad(GH * I) + rf_pad((I + H) * GH);
 }
 
 static inline int rf_thread_num(void) {

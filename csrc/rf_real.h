@@ -69,6 +69,13 @@ static inline real RF_F(rf_expneg)(real x) {
 #endif
 }
 
+/* p rounded up to the next RF_ALIGN-byte boundary (p is element-aligned: at most RF_PAD - 1
+ * elements further on). */
+static inline real *RF_F(rf_align)(real *p) {
+    const uintptr_t u = (uintptr_t)p;
+    return (real *)(void *)(p + ((RF_ALIGN - u % RF_ALIGN) % RF_ALIGN) / sizeof(real));
+}
+
 static inline real RF_F(rf_abs)(real x) { return x < 0 ? -x : x; }
 
 /* sigmoid(x) = 1/(1+z) for x >= 0, z/(1+z) for x < 0, z = exp(-|x|). */
@@ -220,7 +227,15 @@ typedef struct {
     const real *da_in, *da_hh, *x, *h0, *y, *w_ih; /* h0 may be NULL (zeros) */
     real *ones;                                 /* T*B elements of workspace (BLAS path) */
     int64_t T, B, I, H, GH;
+    real *tw;  /* small path: (I+H)*GH elements of aligned workspace, dW_ih^T and dW_hh^T */
 } RF_F(rf_wgrad);
+
+/* src when it starts on a cache line, else a copy of its n elements in buf (aligned). */
+static inline const real *RF_F(rf_aligned_or_copy)(real *buf, const real *src, int64_t n) {
+    if ((uintptr_t)src % RF_ALIGN == 0) return src;
+    memcpy(buf, src, (size_t)n * sizeof(real));
+    return buf;
+}
 
 /* Large problems: single GEMMs over all steps (the BLAS's threads). */
 static inline void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgrad) *w) {
@@ -268,18 +283,23 @@ static inline void RF_F(rf_colsum_rows)(real *db, const real *da, int64_t rows, 
 }
 
 /* ...and, after a barrier, rows [j0,j1) of dW_ih, dW_hh, db: every element sums over all steps in
- * the same order whatever the split, so the result does not depend on the thread count. */
+ * the same order whatever the split, so the result does not depend on the thread count. The
+ * products run transposed, dW^T[:, j0:j1] = x^T @ da[:, j0:j1], so their B operand is the gate
+ * gradient (our aligned workspace, contiguous rows) and x, y are only broadcast from; each
+ * element is the same sum of the same products in the same order as da^T @ x. */
 static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int64_t j0, int64_t j1) {
     const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B, M = j1 - j0;
     if (M <= 0) return;
-    real *dwi = w->dw_ih + j0 * I, *dwh = w->dw_hh + j0 * H;
-    memset(dwi, 0, (size_t)(M * I) * sizeof(real));
-    memset(dwh, 0, (size_t)(M * H) * sizeof(real));
-    /* dW_ih[j0:j1] (M,I) += da_in[:, j0:j1]^T (M,TB) @ x (TB,I) */
-    RF_F(rf_mm)(M, I, TB, w->da_in + j0, 1, GH, w->x, I, dwi, I);
-    /* dW_hh[j0:j1] (M,H) += da_hh[:, j0:j1]^T @ (h0; y[0..T-2]), step 0 first */
-    if (w->h0) RF_F(rf_mm)(M, H, B, w->da_hh + j0, 1, GH, w->h0, H, dwh, H);
-    if (T > 1) RF_F(rf_mm)(M, H, (T - 1) * B, w->da_hh + B * GH + j0, 1, GH, w->y, H, dwh, H);
+    real *ti = w->tw + j0 * I, *th = w->tw + GH * I + j0 * H; /* (I,M), (H,M) */
+    memset(ti, 0, (size_t)(M * I) * sizeof(real));
+    memset(th, 0, (size_t)(M * H) * sizeof(real));
+    /* dW_ih^T[:, j0:j1] (I,M) += x^T (I,TB) @ da_in[:, j0:j1] (TB,M) */
+    RF_F(rf_mm)(I, M, TB, w->x, 1, I, w->da_in + j0, GH, ti, M);
+    /* dW_hh^T[:, j0:j1] (H,M) += (h0; y[0..T-2])^T @ da_hh[:, j0:j1], step 0 first */
+    if (w->h0) RF_F(rf_mm)(H, M, B, w->h0, 1, H, w->da_hh + j0, GH, th, M);
+    if (T > 1) RF_F(rf_mm)(H, M, (T - 1) * B, w->y, 1, H, w->da_hh + B * GH + j0, GH, th, M);
+    RF_F(rf_transpose)(w->dw_ih + j0 * I, ti, I, M);
+    RF_F(rf_transpose)(w->dw_hh + j0 * H, th, H, M);
     if (w->db_ih) RF_F(rf_colsum_rows)(w->db_ih, w->da_in, TB, GH, j0, j1);
     if (w->db_hh) RF_F(rf_colsum_rows)(w->db_hh, w->da_hh, TB, GH, j0, j1);
 }

@@ -14,14 +14,16 @@
 
 size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
-    int64_t n = rf_pad(H);                                          /* bias sum */
+    int64_t n = RF_PAD + rf_pad(H); /* alignment slack, bias sum */
     if (rf_small(B, 1, H)) n += rf_pad(H * H) + rf_pad(I * H);      /* W_hh^T, W_ih^T */
     return (size_t)n;
 }
 
 size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
-    return (size_t)(rf_pad(T * B * H) + rf_pad(T * B));            /* da, ones */
+    int64_t n = RF_PAD + rf_pad(T * B * H) + rf_pad(T * B); /* alignment slack, da, ones */
+    if (rf_small(B, 1, H)) n += rf_bwd_small_extra(I, H, H);
+    return (size_t)n;
 }
 
 #define RF_REAL_DEFINED
@@ -106,7 +108,7 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     RF_F(rnn_fwd) a = {0};
     a.y = y; a.h = h_n; a.x = x; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
     a.relu = nonlinearity == RNNFAST_RELU;
-    real *w = work;
+    real *w = RF_F(rf_align)(work);
     a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, H) ? w : NULL;
     w += rf_pad(H);
     if (small) {
@@ -198,7 +200,7 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
 #ifdef RNNFAST_OPENMP
 #pragma omp barrier
 #endif
-    rf_slice(H, nt, it, &j0, &j1);
+    rf_slice_cols(H, nt, it, &j0, &j1);
     RF_F(rf_wgrad_rows)(w, j0, j1);
 }
 
@@ -214,11 +216,18 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
     if (work_len < rnnfast_rnn_backward_workspace(T, B, I, H)) return RNNFAST_ERR_WORKSPACE;
     const int64_t TB = T * B;
+    real *w0 = RF_F(rf_align)(work);
     RF_F(rnn_bwd) a = {0};
-    a.dh = dh0; a.da = work; a.dy = dy; a.y = y; a.w_hh = w_hh; a.lengths = lengths;
+    a.dh = dh0; a.da = w0; a.dy = dy; a.y = y; a.w_hh = w_hh; a.lengths = lengths;
     a.T = T; a.B = B; a.H = H; a.relu = nonlinearity == RNNFAST_RELU;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
-                        work + rf_pad(TB * H), T, B, I, H, H};
+                        w0 + rf_pad(TB * H), T, B, I, H, H};
+    if (rf_small(B, 1, H)) { /* aligned B operands and the transposed weight gradients */
+        real *ws = w.ones + rf_pad(TB);
+        a.w_hh = RF_F(rf_aligned_or_copy)(ws, w_hh, H * H);
+        w.w_ih = RF_F(rf_aligned_or_copy)(ws + rf_pad(H * H), w_ih, H * I);
+        w.tw = ws + rf_pad(H * H) + rf_pad(H * I);
+    }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(B, 1, H)) {
