@@ -28,7 +28,7 @@ size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     /* alignment slack, da_in, da_hh, ones */
     int64_t n = RF_PAD + 2 * rf_pad(T * B * GH) + rf_pad(T * B);
-    if (rf_small(B, G, H)) n += rf_bwd_small_extra(I, H, GH);
+    if (rf_small(B, G, H)) n += rf_bwd_small_extra(I, H, GH) + rf_pad((I + H) * GH); /* + dW^T */
     return (size_t)n;
 }
 

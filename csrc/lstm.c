@@ -31,10 +31,11 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
 size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
+    if (rf_small(B, G, H)) /* alignment slack, one chunk's gate gradients, aligned weights */
+        return (size_t)(RF_PAD + rf_pad(rf_bwd_chunk_steps(T, B, GH) * B * GH) +
+                        rf_bwd_small_extra(I, H, GH));
     /* alignment slack, gate gradients, ones */
-    int64_t n = RF_PAD + rf_pad(T * B * GH) + rf_pad(T * B);
-    if (rf_small(B, G, H)) n += rf_bwd_small_extra(I, H, GH);
-    return (size_t)n;
+    return (size_t)(RF_PAD + rf_pad(T * B * GH) + rf_pad(T * B));
 }
 
 #define RF_REAL_DEFINED
@@ -216,10 +217,10 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
 }
 
 typedef struct {
-    real *dh, *dc, *da;                        /* running dh, dc (in dh0, dc0); da (T,B,4H) */
+    real *dh, *dc, *da;   /* running dh, dc (in dh0, dc0); da (Tc,B,4H): step t at t % Tc */
     const real *dy, *gates, *c_all, *c0, *w_hh;
     const int64_t *lengths;
-    int64_t T, B, H;
+    int64_t T, B, H, Tc;
 } RF_F(lstm_bwd);
 
 /* One row of the gate gradients. Without has_cp / has_dy, c_{t-1} / dy are zeros (and the
@@ -256,7 +257,7 @@ RF_INLINE void RF_F(lstm_gates_backward_body)(const RF_F(lstm_bwd) *a, int64_t t
     const int64_t B = a->B, H = a->H, GH = 4 * H;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t tb = t * B + b;
-        real *da = a->da + tb * GH;
+        real *da = a->da + ((t % a->Tc) * B + b) * GH;
         if (!rf_valid(a->lengths, t, b)) {
             memset(da, 0, (size_t)GH * sizeof(real));
             continue;
@@ -278,26 +279,39 @@ RF_INLINE void RF_F(lstm_gates_backward_body)(const RF_F(lstm_bwd) *a, int64_t t
 RF_MULTIVERSION(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_t b0,
                                       int64_t b1), (a, t, b0, b1))
 
-/* Small path, thread `it` of `nt`: its batch slice for all T steps (gate gradients and
- * dh += da_t @ W_hh with our own product), its rows of dx; then, after the one barrier, its rows
- * of dW_ih, dW_hh and db. */
+/* Small path, thread `it` of `nt`, chunk by chunk (rf_wgrad_cols_chunk): its batch slice for
+ * the chunk's steps (gate gradients and dh += da_t @ W_hh with our own product) and their dx
+ * rows; after a barrier, its columns of dW_ih^T, dW_hh^T and db for the chunk. */
 static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
                                       int it) {
-    const int64_t B = a->B, H = a->H, GH = 4 * H;
+    const int64_t B = a->B, H = a->H, GH = 4 * H, Tc = a->Tc;
     int64_t b0, b1, j0, j1;
     rf_slice(B, nt, it, &b0, &b1);
-    for (int64_t t = a->T - 1; t >= 0; t--) {
-        RF_F(lstm_gates_backward)(a, t, b0, b1);
-        /* dh[b0:b1] += da[t, b0:b1] (.,4H) @ w_hh (4H,H) */
-        RF_F(rf_mm)(b1 - b0, H, GH, a->da + (t * B + b0) * GH, GH, 1, a->w_hh, H, a->dh + b0 * H,
-                    H);
-    }
-    RF_F(rf_wgrad_dx_rows)(w, b0, b1);
+    rf_slice_cols(GH, nt, it, &j0, &j1);
+    for (int64_t t1 = a->T; t1 > 0;) {
+        const int64_t t0 = (t1 - 1) / Tc * Tc;
+        for (int64_t t = t1 - 1; t >= t0; t--) {
+            RF_F(lstm_gates_backward)(a, t, b0, b1);
+            /* dh[b0:b1] += da[t, b0:b1] (.,4H) @ w_hh (4H,H) */
+            RF_F(rf_mm)(b1 - b0, H, GH, a->da + ((t - t0) * B + b0) * GH, GH, 1, a->w_hh, H,
+                        a->dh + b0 * H, H);
+        }
+        RF_F(rf_wgrad_dx_chunk)(w, b0, b1, t0, t1);
 #ifdef RNNFAST_OPENMP
 #pragma omp barrier
 #endif
-    rf_slice_cols(GH, nt, it, &j0, &j1);
-    RF_F(rf_wgrad_rows)(w, j0, j1);
+        RF_F(rf_wgrad_cols_chunk)(w, j0, j1, t0, t1);
+        if (t0 > 0) {
+#ifdef RNNFAST_OPENMP
+#pragma omp barrier
+#endif
+        }
+        t1 = t0;
+    }
+#ifdef RNNFAST_OPENMP
+#pragma omp barrier
+#endif
+    RF_F(rf_wgrad_finish)(w, j0, j1);
 }
 
 RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
@@ -314,14 +328,16 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
     real *w0 = RF_F(rf_align)(work);
     RF_F(lstm_bwd) a = {0};
     a.dh = dh0; a.dc = dc0; a.da = w0; a.dy = dy; a.gates = gates; a.c_all = c_all;
-    a.c0 = c0; a.w_hh = w_hh; a.lengths = lengths; a.T = T; a.B = B; a.H = H;
+    a.c0 = c0; a.w_hh = w_hh; a.lengths = lengths; a.T = T; a.B = B; a.H = H; a.Tc = T;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
                         w0 + rf_pad(TB * GH), T, B, I, H, GH};
-    if (rf_small(B, 4, H)) { /* aligned B operands and the transposed weight gradients */
-        real *ws = w.ones + rf_pad(TB);
+    if (rf_small(B, 4, H)) { /* one chunk of gate gradients, aligned weights, dW^T */
+        a.Tc = rf_bwd_chunk_steps(T, B, GH);
+        real *ws = w0 + rf_pad(a.Tc * B * GH);
+        w.ones = NULL;
         a.w_hh = RF_F(rf_aligned_or_copy)(ws, w_hh, GH * H);
         w.w_ih = RF_F(rf_aligned_or_copy)(ws + rf_pad(GH * H), w_ih, GH * I);
-        w.tw = ws + rf_pad(GH * H) + rf_pad(GH * I);
+        w.tw = ws; /* free once the products are done */
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);

@@ -105,10 +105,21 @@ static inline void rf_slice_cols(int64_t n, int nt, int it, int64_t *j0, int64_t
     *j1 = it == nt - 1 ? n : b;
 }
 
-/* Extra backward workspace of the small path: aligned copies of w_hh (GH,H) and w_ih (GH,I)
- * (B operands of the per-step and dx products) and the transposed weight gradients (I+H, GH). */
+/* Steps per chunk of the small path's backward (rf_wgrad_cols_chunk in rf_real.h): the gate
+ * gradients of one chunk, about RF_BWD_CHUNK_ELEMS elements (at least one step): small enough
+ * to stay in L2 (and to keep the workspace, allocated per call, small). */
+#define RF_BWD_CHUNK_ELEMS ((int64_t)1 << 14)
+static inline int64_t rf_bwd_chunk_steps(int64_t T, int64_t B, int64_t GH) {
+    int64_t tc = RF_BWD_CHUNK_ELEMS / (B * GH);
+    if (tc < 1) tc = 1;
+    return tc < T ? tc : T;
+}
+
+/* Backward workspace of the small path beyond the gate gradients: aligned copies of w_hh (GH,H)
+ * and w_ih (GH,I), the B operands of the per-step and dx products (in use or not, the
+ * GH*(H+I) elements are then the scratch of the weight gradients' final transposes). */
 static inline int64_t rf_bwd_small_extra(int64_t I, int64_t H, int64_t GH) {
-    return rf_pad(GH * H) + rf_pad(GH * I) + rf_pad((I + H) * GH);
+    return rf_pad(GH * H) + rf_pad(GH * I);
 }
 
 static inline int rf_thread_num(void) {

@@ -227,7 +227,7 @@ typedef struct {
     const real *da_in, *da_hh, *x, *h0, *y, *w_ih; /* h0 may be NULL (zeros) */
     real *ones;                                 /* T*B elements of workspace (BLAS path) */
     int64_t T, B, I, H, GH;
-    real *tw;  /* small path: (I+H)*GH elements of aligned workspace, dW_ih^T and dW_hh^T */
+    real *tw;  /* small path: scratch of rf_wgrad_finish, or (I+H)*GH for rf_wgrad_rows */
 } RF_F(rf_wgrad);
 
 /* src when it starts on a cache line, else a copy of its n elements in buf (aligned). */
@@ -302,6 +302,76 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int64_t j0, int6
     RF_F(rf_transpose)(w->dw_hh + j0 * H, th, H, M);
     if (w->db_ih) RF_F(rf_colsum_rows)(w->db_ih, w->da_in, TB, GH, j0, j1);
     if (w->db_hh) RF_F(rf_colsum_rows)(w->db_hh, w->da_hh, TB, GH, j0, j1);
+}
+
+/* ---- small path, chunked: the backward time loop runs in chunks of steps [t0,t1) with t0 a
+ * multiple of Tc (the last chunk first), keeping the gate gradients of one chunk only
+ * (w->da_in, w->da_hh: step t at row block t % Tc), so backward's workspace stays O(Tc*B*GH)
+ * and in cache. After each chunk: the dx rows of one thread's batch slice, a barrier, then
+ * each thread adds the chunk's part of its columns of dW^T and db, and a barrier before the next
+ * chunk overwrites the gate gradients. Every element sums the same products in an order fixed by
+ * the shape (chunk by chunk, last chunk first), whatever the thread count. */
+static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1,
+                                          int64_t t0, int64_t t1) {
+    const int64_t B = w->B, I = w->I, GH = w->GH;
+    for (int64_t b = b0; b < b1; b++) {
+        for (int64_t t = t0; t < t1; t++)
+            memset(w->dx + (t * B + b) * I, 0, (size_t)I * sizeof(real));
+        /* dx[t0:t1, b] (.,I) += da_in[chunk, b] (.,GH) @ w_ih (GH,I) */
+        RF_F(rf_mm)(t1 - t0, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, I,
+                    w->dx + (t0 * B + b) * I, B * I);
+    }
+}
+
+static inline void RF_F(rf_colsum_add)(real *db, const real *da, int64_t rows, int64_t GH,
+                                       int64_t j0, int64_t j1) {
+    for (int64_t r = 0; r < rows; r++) {
+        const real *da_r = da + r * GH;
+        for (int64_t j = j0; j < j1; j++) db[j] += da_r[j];
+    }
+}
+
+/* Columns [j0,j1) of dW_ih^T, dW_hh^T and db for the chunk's steps; the first chunk (t1 == T)
+ * starts them from zero. dW_ih^T[:, j0:j1] (I,M) is kept in the memory of its final place, rows
+ * [j0,j1) of dW_ih (the same M*I elements), likewise dW_hh; rf_wgrad_finish transposes them. */
+static inline void RF_F(rf_wgrad_cols_chunk)(const RF_F(rf_wgrad) *w, int64_t j0, int64_t j1,
+                                             int64_t t0, int64_t t1) {
+    const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, M = j1 - j0;
+    if (M <= 0) return;
+    real *ti = w->dw_ih + j0 * I, *th = w->dw_hh + j0 * H; /* (I,M), (H,M) */
+    if (t1 == T) {
+        memset(ti, 0, (size_t)(M * I) * sizeof(real));
+        memset(th, 0, (size_t)(M * H) * sizeof(real));
+        if (w->db_ih) memset(w->db_ih + j0, 0, (size_t)M * sizeof(real));
+        if (w->db_hh) memset(w->db_hh + j0, 0, (size_t)M * sizeof(real));
+    }
+    /* dW_ih^T[:, j0:j1] (I,M) += x[t0:t1]^T (I,.) @ da_in[chunk, j0:j1] */
+    RF_F(rf_mm)(I, M, (t1 - t0) * B, w->x + t0 * B * I, 1, I, w->da_in + j0, GH, ti, M);
+    /* dW_hh^T[:, j0:j1] (H,M) += h_prev^T @ da_hh[chunk, j0:j1]; h_prev = h0 at step 0, else
+     * y[t-1] */
+    int64_t ts = t0;
+    if (t0 == 0) {
+        if (w->h0) RF_F(rf_mm)(H, M, B, w->h0, 1, H, w->da_hh + j0, GH, th, M);
+        ts = 1;
+    }
+    if (t1 > ts)
+        RF_F(rf_mm)(H, M, (t1 - ts) * B, w->y + (ts - 1) * B * H, 1, H,
+                    w->da_hh + (ts - t0) * B * GH + j0, GH, th, M);
+    if (w->db_ih) RF_F(rf_colsum_add)(w->db_ih, w->da_in, (t1 - t0) * B, GH, j0, j1);
+    if (w->db_hh) RF_F(rf_colsum_add)(w->db_hh, w->da_hh, (t1 - t0) * B, GH, j0, j1);
+}
+
+/* After the last chunk and a barrier (w->tw, the space of the weight copies, is free again; it
+ * has at least GH*max(I,H) elements): dW_ih^T[:, j0:j1], dW_hh^T[:, j0:j1] transposed into
+ * place. */
+static inline void RF_F(rf_wgrad_finish)(const RF_F(rf_wgrad) *w, int64_t j0, int64_t j1) {
+    const int64_t I = w->I, H = w->H, M = j1 - j0;
+    if (M <= 0) return;
+    real *tmp = w->tw + j0 * (I > H ? I : H);
+    memcpy(tmp, w->dw_ih + j0 * I, (size_t)(M * I) * sizeof(real));
+    RF_F(rf_transpose)(w->dw_ih + j0 * I, tmp, I, M);
+    memcpy(tmp, w->dw_hh + j0 * H, (size_t)(M * H) * sizeof(real));
+    RF_F(rf_transpose)(w->dw_hh + j0 * H, tmp, H, M);
 }
 
 /* Check the BLAS table has this dtype's GEMM. */

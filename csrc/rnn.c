@@ -22,7 +22,7 @@ size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
 size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(T * B * H) + rf_pad(T * B); /* alignment slack, da, ones */
-    if (rf_small(B, 1, H)) n += rf_bwd_small_extra(I, H, H);
+    if (rf_small(B, 1, H)) n += rf_bwd_small_extra(I, H, H) + rf_pad((I + H) * H); /* + dW^T */
     return (size_t)n;
 }
 

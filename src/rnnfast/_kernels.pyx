@@ -22,6 +22,25 @@ cimport scipy.linalg.cython_blas as cblas
 
 from rnnfast import _validate
 from rnnfast._threads import get_num_threads
+import threading
+
+# Workspace of the kernels: scratch, dead once a call returns. Each thread keeps its last one (up to
+# _WORK_CACHE_BYTES) and reuses it when big enough, so a loop of calls does not hand megabytes
+# back to the C allocator after every call (glibc then trims the heap and the next call pays a
+# page fault per 4 KiB touched). Per thread, so concurrent calls never share one.
+_WORK_CACHE_BYTES = 1 << 24
+_work_tls = threading.local()
+
+
+def _work(n, dt):
+    dt = np.dtype(dt)
+    buf = getattr(_work_tls, dt.char, None)
+    if buf is not None and buf.shape[0] >= n:
+        return buf
+    buf = np.empty(max(n, 1), dt)
+    if buf.nbytes <= _WORK_CACHE_BYTES:
+        setattr(_work_tls, dt.char, buf)
+    return buf
 
 cnp.import_array()
 
@@ -286,7 +305,7 @@ cdef _rnn_forward(a, str nonlinearity, bint training):
     y = np.empty((T, B, H), a.x.dtype)
     h_n = np.empty((B, H), a.x.dtype)
     cdef size_t n_work = rnnfast_rnn_forward_workspace(T, B, I, H)
-    work = np.empty(n_work, a.x.dtype)
+    work = _work(n_work, a.x.dtype)
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *x_p = _p(a.x)
@@ -325,7 +344,7 @@ cdef _rnn_backward(g, s):
     db_ih = np.empty(H, x.dtype) if s["has_b_ih"] else None
     db_hh = np.empty(H, x.dtype) if s["has_b_hh"] else None
     cdef size_t n_work = rnnfast_rnn_backward_workspace(T, B, I, H)
-    work = np.empty(n_work, x.dtype)
+    work = _work(n_work, x.dtype)
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dwih_p = _p(dw_ih)
@@ -406,7 +425,7 @@ cdef _lstm_forward(a, bint training):
     gates = np.empty((T, B, 4 * H), dt) if training else None
     c_all = np.empty((T, B, H), dt) if training else None
     cdef size_t n_work = rnnfast_lstm_forward_workspace(T, B, I, H, training)
-    work = np.empty(n_work, dt)
+    work = _work(n_work, dt)
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *cn_p = _p(c_n)
@@ -452,7 +471,7 @@ cdef _lstm_backward(g, s):
     db_ih = np.empty(4 * H, dt) if s["has_b_ih"] else None
     db_hh = np.empty(4 * H, dt) if s["has_b_hh"] else None
     cdef size_t n_work = rnnfast_lstm_backward_workspace(T, B, I, H)
-    work = np.empty(n_work, dt)
+    work = _work(n_work, dt)
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dc0_p = _p(dc0)
@@ -536,7 +555,7 @@ cdef _gru_forward(a, bint training):
     gates = np.empty((T, B, 3 * H), dt) if training else None
     hn_all = np.empty((T, B, H), dt) if training else None
     cdef size_t n_work = rnnfast_gru_forward_workspace(T, B, I, H, training)
-    work = np.empty(n_work, dt)
+    work = _work(n_work, dt)
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *g_p = _p(gates)
@@ -579,7 +598,7 @@ cdef _gru_backward(g, s):
     db_ih = np.empty(3 * H, dt) if s["has_b_ih"] else None
     db_hh = np.empty(3 * H, dt) if s["has_b_hh"] else None
     cdef size_t n_work = rnnfast_gru_backward_workspace(T, B, I, H)
-    work = np.empty(n_work, dt)
+    work = _work(n_work, dt)
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dwih_p = _p(dw_ih)
