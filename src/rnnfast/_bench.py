@@ -177,7 +177,8 @@ def measure(runners, rounds, warmup=2, min_sample=0.005, min_warmup=0.05, pause=
     by a single call, with no warm-up, in the first round only.
     ``pause`` seconds of sleep before each sample let the previous runner's thread pool go idle:
     OpenBLAS and OpenMP workers spin for a while after a call, and on a small machine a spinning
-    pool steals the cores the next runner's threads need.
+    pool steals the cores the next runner's threads need. After the pause each runner makes one
+    untimed call, so every runner is timed warm.
     Returns {name: median seconds}.
     """
     number, samples = {}, {r.name: [] for r in runners}
@@ -198,6 +199,11 @@ def measure(runners, rounds, warmup=2, min_sample=0.005, min_warmup=0.05, pause=
                 continue
             if pause and len(runners) > 1:
                 time.sleep(pause)
+                if r.name not in once:
+                    # one untimed call first: after an idle pause the first call pays for waking
+                    # the (virtual) CPUs and the runner's thread pool, several ms on these machines,
+                    # which would otherwise be charged to whichever runner comes first
+                    _call_time(r, 1)
             samples[r.name].append(_call_time(r, number[r.name]))
     return {name: float(np.median(s)) for name, s in samples.items()}
 
