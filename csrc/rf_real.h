@@ -85,11 +85,8 @@ static inline real RF_F(rf_sigmoid)(real x) {
     return x >= 0 ? d : z * d;
 }
 
-/* tanh(x): odd polynomial x + x^3 P(x^2) for |x| < 0.625 (no cancellation near 0), else
- * sign(x) (1-z)/(1+z), z = exp(-2|x|). */
-static inline real RF_F(rf_tanh)(real x) {
-    real a = RF_F(rf_abs)(x);
-    real s = x * x;
+/* The odd polynomial of tanh on |x| < 0.625: tanh(x) ~ x + x * s * P(s), s = x^2; returns P(s). */
+static inline real RF_F(rf_tanh_poly)(real s) {
 #if RF_IS_F32
     real p = -0.0060967141659081975745f;
     p = 0.020997178999074750572f + s * p;
@@ -109,6 +106,15 @@ static inline real RF_F(rf_tanh)(real x) {
     p = 0.13333333333326657736 + s * p;
     p = -0.33333333333333322565 + s * p;
 #endif
+    return p;
+}
+
+/* tanh(x): odd polynomial x + x^3 P(x^2) for |x| < 0.625 (no cancellation near 0), else
+ * sign(x) (1-z)/(1+z), z = exp(-2|x|). */
+static inline real RF_F(rf_tanh)(real x) {
+    real a = RF_F(rf_abs)(x);
+    real s = x * x;
+    real p = RF_F(rf_tanh_poly)(s);
     real small = x + x * s * p;
     real z = RF_F(rf_expneg)(-2 * a);
     real big = (1 - z) / (1 + z);
@@ -131,25 +137,7 @@ RF_INLINE void RF_F(rf_lstm_gates)(real xi, real xf, real xg, real xo, real *i, 
     *f = xf >= 0 ? rf : zf * rf;
     *o = xo >= 0 ? ro : zo * ro;
     real s = xg * xg;
-#if RF_IS_F32
-    real p = -0.0060967141659081975745f;
-    p = 0.020997178999074750572f + s * p;
-    p = -0.053850909578513580828f + s * p;
-    p = 0.13332769736976327858f + s * p;
-    p = -0.33333328944134254565f + s * p;
-#else
-    real p = -0.000017244874494844330172;
-    p = 0.000079599557352648080002 + s * p;
-    p = -0.000230776162695198579 + s * p;
-    p = 0.00058743728600943818973 + s * p;
-    p = -0.001455309297534642025 + s * p;
-    p = 0.0035920589774734553151 + s * p;
-    p = -0.0088632298309257087457 + s * p;
-    p = 0.021869488260559114645 + s * p;
-    p = -0.053968253961395570821 + s * p;
-    p = 0.13333333333326657736 + s * p;
-    p = -0.33333333333333322565 + s * p;
-#endif
+    real p = RF_F(rf_tanh_poly)(s);
     real small = xg + xg * s * p;
     real big = (1 - zg) * rg;
     big = xg < 0 ? -big : big;

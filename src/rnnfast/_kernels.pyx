@@ -409,8 +409,7 @@ def rnn_step_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, nonlinearity="ta
 def rnn_step_backward(dh_new, saved):
     """Backward of rnn_step_forward: dx (B, I), dh (B, H), dw_ih, dw_hh, db_ih, db_hh."""
     s = _validate.saved_dict(saved, "rnn", "compiled")
-    _validate.backward("rnn", None, dh_new, None, s, step=True)
-    dx, dh, *dw = _rnn_backward(_validate.backward("rnn", None, dh_new, None, s), s)
+    dx, dh, *dw = _rnn_backward(_validate.backward("rnn", None, dh_new, None, s, step=True), s)
     return (dx[0], dh, *dw)
 
 
@@ -540,8 +539,7 @@ def lstm_step_forward(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, training=Tru
 def lstm_step_backward(dh_new, dc_new, saved):
     """Backward of lstm_step_forward: dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh."""
     s = _validate.saved_dict(saved, "lstm", "compiled")
-    _validate.backward("lstm", None, dh_new, dc_new, s, step=True)
-    dx, dh, dc, *dw = _lstm_backward(_validate.backward("lstm", None, dh_new, dc_new, s), s)
+    dx, dh, dc, *dw = _lstm_backward(_validate.backward("lstm", None, dh_new, dc_new, s, step=True), s)
     return (dx[0], dh, dc, *dw)
 
 
@@ -662,6 +660,5 @@ def gru_step_forward(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, training=True):
 def gru_step_backward(dh_new, saved):
     """Backward of gru_step_forward: dx (B, I), dh (B, H), dw_ih, dw_hh, db_ih, db_hh."""
     s = _validate.saved_dict(saved, "gru", "compiled")
-    _validate.backward("gru", None, dh_new, None, s, step=True)
-    dx, dh, *dw = _gru_backward(_validate.backward("gru", None, dh_new, None, s), s)
+    dx, dh, *dw = _gru_backward(_validate.backward("gru", None, dh_new, None, s, step=True), s)
     return (dx[0], dh, *dw)
