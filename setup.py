@@ -23,7 +23,7 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Never -ffast-math: it deletes isnan checks and flips flush-to-zero for the whole process.
-BASE_CFLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-Wall",
+BASE_CFLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-Wall",
                "-Wno-unused-function", "-Wno-unknown-pragmas"]
 
 

@@ -63,18 +63,24 @@ typedef struct {
 } RF_F(gru_fwd);
 
 /* One row of the fused pass: xr, xz, xn = W_i x + b_i (r, z, n parts), hr, hz, hn = W_h h + b_h.
- * When training (save != 0) r, z, n replace xr, xz, xn and hn is copied to hn_save. */
+ * r and z replace xr and xz (the projection chunk is scratch in inference); when training
+ * (save != 0) n replaces xn too and hn is copied to hn_save. */
 RF_INLINE void RF_F(gru_row_forward)(int save, int64_t H, real *restrict xr, real *restrict xz,
                                      real *restrict xn, const real *restrict hr,
                                      const real *restrict hz, const real *restrict hn,
                                      real *restrict hn_save, real *restrict y,
                                      real *restrict h_b) {
+    /* two short loops (r and z, then n and h) rather than one long chain per element: see
+     * lstm_row_forward */
     for (int64_t j = 0; j < H; j++) {
-        real r = RF_F(rf_sigmoid)(xr[j] + hr[j]);
-        real z = RF_F(rf_sigmoid)(xz[j] + hz[j]);
+        xr[j] = RF_F(rf_sigmoid)(xr[j] + hr[j]);
+        xz[j] = RF_F(rf_sigmoid)(xz[j] + hz[j]);
+    }
+    for (int64_t j = 0; j < H; j++) {
+        real r = xr[j], z = xz[j];
         real n = RF_F(rf_tanh)(xn[j] + r * hn[j]);
         real h = (1 - z) * n + z * h_b[j];
-        if (save) { xr[j] = r; xz[j] = z; xn[j] = n; hn_save[j] = hn[j]; } /* for backward */
+        if (save) { xn[j] = n; hn_save[j] = hn[j]; } /* for backward, with r and z */
         y[j] = h; h_b[j] = h;
     }
 }

@@ -68,32 +68,25 @@ typedef struct {
     int64_t T, B, I, H, Tc;
 } RF_F(lstm_fwd);
 
-/* One row of the fused pass, training: activate the gates in place (kept for backward), update
- * c (also into cs, the saved c_t) and h (also into y). */
-RF_INLINE void RF_F(lstm_row_train)(int64_t H, real *restrict pi, real *restrict pf,
-                                    real *restrict pg, real *restrict po, real *restrict c_b,
-                                    real *restrict cs, real *restrict y, real *restrict h_b) {
+/* One row of the fused pass: activate the gates in place (P_t is the saved gates when training,
+ * scratch in inference), update c (also into cs, the saved c_t, when cs != NULL) and h (also into
+ * y). Two short loops rather than one long one: each iteration of a long one is a chain of
+ * dependent exps and divisions (the gates, then tanh(c)) too long for the out-of-order window to
+ * overlap iterations, so it ran at the latency of that chain; short loops run at throughput
+ * (about 3x faster). */
+RF_INLINE void RF_F(lstm_row_forward)(int save_c, int64_t H, real *restrict pi, real *restrict pf,
+                                      real *restrict pg, real *restrict po, real *restrict c_b,
+                                      real *restrict cs, real *restrict y, real *restrict h_b) {
     for (int64_t j = 0; j < H; j++) {
         real i, f, g, o;
         RF_F(rf_lstm_gates)(pi[j], pf[j], pg[j], po[j], &i, &f, &g, &o);
         real c = f * c_b[j] + i * g;
-        real h = o * RF_F(rf_tanh)(c);
         pi[j] = i; pf[j] = f; pg[j] = g; po[j] = o;
-        cs[j] = c; c_b[j] = c;
-        y[j] = h; h_b[j] = h;
-    }
-}
-
-/* The same in inference: nothing kept. */
-RF_INLINE void RF_F(lstm_row_infer)(int64_t H, const real *restrict pi, const real *restrict pf,
-                                    const real *restrict pg, const real *restrict po,
-                                    real *restrict c_b, real *restrict y, real *restrict h_b) {
-    for (int64_t j = 0; j < H; j++) {
-        real i, f, g, o;
-        RF_F(rf_lstm_gates)(pi[j], pf[j], pg[j], po[j], &i, &f, &g, &o);
-        real c = f * c_b[j] + i * g;
-        real h = o * RF_F(rf_tanh)(c);
         c_b[j] = c;
+        if (save_c) cs[j] = c;
+    }
+    for (int64_t j = 0; j < H; j++) {
+        real h = po[j] * RF_F(rf_tanh)(c_b[j]);
         y[j] = h; h_b[j] = h;
     }
 }
@@ -116,9 +109,11 @@ RF_INLINE void RF_F(lstm_gates_forward_body)(const RF_F(lstm_fwd) *a, int64_t t,
             continue;
         }
         if (training)
-            RF_F(lstm_row_train)(H, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, cs_tb, y_tb, h_b);
+            RF_F(lstm_row_forward)(1, H, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, cs_tb, y_tb,
+                                   h_b);
         else
-            RF_F(lstm_row_infer)(H, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, y_tb, h_b);
+            RF_F(lstm_row_forward)(0, H, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, NULL, y_tb,
+                                   h_b);
     }
 }
 RF_MULTIVERSION(lstm_gates_forward, (const RF_F(lstm_fwd) *a, int64_t t, real *P_t, int64_t b0,
@@ -233,10 +228,12 @@ RF_INLINE void RF_F(lstm_row_backward)(int has_cp, int has_dy, int64_t H,
                                        real *restrict dc, real *restrict dai,
                                        real *restrict daf, real *restrict dag,
                                        real *restrict dao) {
+    /* tanh(c_t) first, parked in dao (two short loops, as in the forward) */
+    for (int64_t j = 0; j < H; j++) dao[j] = RF_F(rf_tanh)(c_t[j]);
     for (int64_t j = 0; j < H; j++) {
         real i = gi[j], f = gf[j], g = gg[j], o = go[j];
         real cp = has_cp ? c_prev[j] : 0;
-        real tc = RF_F(rf_tanh)(c_t[j]);
+        real tc = dao[j];
         real d_h = has_dy ? dy[j] + dh[j] : dh[j];
         /* forward: h_t = o*tanh(c_t); c_t = f*c_{t-1} + i*g */
         real d_c = dc[j] + d_h * o * (1 - tc * tc);

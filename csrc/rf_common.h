@@ -108,7 +108,7 @@ static inline void rf_slice_cols(int64_t n, int nt, int it, int64_t *j0, int64_t
 /* Steps per chunk of the small path's backward (rf_wgrad_cols_chunk in rf_real.h): the gate
  * gradients of one chunk, about RF_BWD_CHUNK_ELEMS elements (at least one step): small enough
  * to stay in L2 (and to keep the workspace, allocated per call, small). */
-#define RF_BWD_CHUNK_ELEMS ((int64_t)1 << 14)
+#define RF_BWD_CHUNK_ELEMS ((int64_t)1 << 18)
 static inline int64_t rf_bwd_chunk_steps(int64_t T, int64_t B, int64_t GH) {
     int64_t tc = RF_BWD_CHUNK_ELEMS / (B * GH);
     if (tc < 1) tc = 1;

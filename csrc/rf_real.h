@@ -302,12 +302,19 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int64_t j0, int6
 static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1,
                                           int64_t t0, int64_t t1) {
     const int64_t B = w->B, I = w->I, GH = w->GH;
-    for (int64_t b = b0; b < b1; b++) {
-        for (int64_t t = t0; t < t1; t++)
+    for (int64_t t = t0; t < t1; t++)
+        for (int64_t b = b0; b < b1; b++)
             memset(w->dx + (t * B + b) * I, 0, (size_t)I * sizeof(real));
-        /* dx[t0:t1, b] (.,I) += da_in[chunk, b] (.,GH) @ w_ih (GH,I) */
-        RF_F(rf_mm)(t1 - t0, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, I,
-                    w->dx + (t0 * B + b) * I, B * I);
+    if (b1 - b0 >= t1 - t0) {
+        /* per step, the slice's rows at once: dx[t, b0:b1] (.,I) += da_in[t, b0:b1] @ w_ih */
+        for (int64_t t = t0; t < t1; t++)
+            RF_F(rf_mm)(b1 - b0, I, GH, w->da_in + ((t - t0) * B + b0) * GH, GH, 1, w->w_ih, I,
+                        w->dx + (t * B + b0) * I, I);
+    } else {
+        /* per sequence, the chunk's steps at once: dx[t0:t1, b] (.,I) += da_in[chunk, b] @ w_ih */
+        for (int64_t b = b0; b < b1; b++)
+            RF_F(rf_mm)(t1 - t0, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, I,
+                        w->dx + (t0 * B + b) * I, B * I);
     }
 }
 

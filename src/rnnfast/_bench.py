@@ -166,7 +166,8 @@ def _call_time(runner, number):
         return (time.perf_counter() - start) / number
 
 
-def measure(runners, rounds, warmup=2, min_sample=0.005, min_warmup=0.05, pause=0.0, once=()):
+def measure(runners, rounds, warmup=2, min_sample=0.02, min_warmup=0.05, pause=0.0, once=(),
+            rewarm=0.03):
     """Median seconds per call of each runner, interleaved round-robin.
 
     Each runner is first called ``warmup`` times (and, if that took less than ``min_warmup``
@@ -177,8 +178,10 @@ def measure(runners, rounds, warmup=2, min_sample=0.005, min_warmup=0.05, pause=
     by a single call, with no warm-up, in the first round only.
     ``pause`` seconds of sleep before each sample let the previous runner's thread pool go idle:
     OpenBLAS and OpenMP workers spin for a while after a call, and on a small machine a spinning
-    pool steals the cores the next runner's threads need. After the pause each runner makes one
-    untimed call, so every runner is timed warm.
+    pool steals the cores the next runner's threads need. After the pause each runner is called,
+    untimed, for ``rewarm`` seconds (at least once), so every runner is timed warm: on these
+    virtual machines an idle CPU takes ~10 ms of calls to come back to full speed (measured: the
+    first 5-8 calls of a 1 ms kernel after a 0.2 s sleep ran 1.1-3.5x slower).
     Returns {name: median seconds}.
     """
     number, samples = {}, {r.name: [] for r in runners}
@@ -200,10 +203,14 @@ def measure(runners, rounds, warmup=2, min_sample=0.005, min_warmup=0.05, pause=
             if pause and len(runners) > 1:
                 time.sleep(pause)
                 if r.name not in once:
-                    # one untimed call first: after an idle pause the first call pays for waking
-                    # the (virtual) CPUs and the runner's thread pool, several ms on these machines,
-                    # which would otherwise be charged to whichever runner comes first
-                    _call_time(r, 1)
+                    # untimed calls first: after an idle pause the first calls pay for waking
+                    # the (virtual) CPUs and the runner's thread pool, which would otherwise be
+                    # charged to whichever runner is cheapest per call
+                    spent = 0.0
+                    while True:
+                        spent += _call_time(r, 1)
+                        if spent >= rewarm:
+                            break
             samples[r.name].append(_call_time(r, number[r.name]))
     return {name: float(np.median(s)) for name, s in samples.items()}
 
