@@ -120,11 +120,7 @@ static void RF_F(gru_forward_slice)(const RF_F(gru_fwd) *a, int64_t b0, int64_t 
     for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
         const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
         real *P = RF_F(gru_chunk)(a, t0);
-        for (int64_t b = b0; b < b1; b++) {
-            RF_F(rf_fill_rows)(P + b * GH, tc, B * GH, a->b_ih, GH);
-            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, 1, a->WiT, GH, P + b * GH,
-                        B * GH);
-        }
+        RF_F(rf_project_slice)(P, GH, a->x + t0 * B * I, tc, B, I, b0, b1, a->WiT, GH, a->b_ih);
         for (int64_t t = t0; t < t0 + tc; t++) {
             /* hh[b0:b1] = b_hh + h_{t-1} W_hh^T */
             RF_F(rf_fill_rows)(a->hh + b0 * GH, b1 - b0, GH, a->b_hh, GH);

@@ -130,12 +130,7 @@ static void RF_F(lstm_forward_slice)(const RF_F(lstm_fwd) *a, int64_t b0, int64_
     for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
         const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
         real *P = RF_F(lstm_chunk)(a, t0);
-        /* input projection of the chunk: for each sequence, its tc steps as one product */
-        for (int64_t b = b0; b < b1; b++) {
-            RF_F(rf_fill_rows)(P + b * GH, tc, B * GH, a->bias, GH);
-            RF_F(rf_mm)(tc, GH, I, a->x + (t0 * B + b) * I, B * I, 1, a->WiT, GH, P + b * GH,
-                        B * GH);
-        }
+        RF_F(rf_project_slice)(P, GH, a->x + t0 * B * I, tc, B, I, b0, b1, a->WiT, GH, a->bias);
         for (int64_t t = t0; t < t0 + tc; t++) {
             real *P_t = P + (t - t0) * B * GH;
             /* P_t += h_{t-1} W_hh^T, this thread's rows */

@@ -22,11 +22,14 @@
  * the input projection and the weight gradients as single BLAS GEMMs, per-step BLAS GEMMs (on the
  * BLAS's own threads) from the calling thread, element-wise work on that thread, no OpenMP at all.
  * The choice depends on the shape only, so the result never depends on the thread count.
- * Switch point measured on a 2-core AVX-512 Xeon: at B*G*H*H = 4e6..17e6 ((64,100,128,256)) the
- * BLAS path was as fast or faster and the small path slower for the RNN; below 1e6 the small path
- * wins by avoiding the BLAS's per-call thread hand-off. Override with -DRF_SMALL_MACS=... */
+ * Switch point measured on a 2-core AVX-512 Xeon (float32, 2 threads, ms forward / forward+
+ * backward, small path vs large path): at (B,T,I,H) = (64,100,128,256) every cell is faster
+ * small (RNN 9.9/29 vs 13.9/39, LSTM 37/113 vs 54/157, GRU 20/84 vs 40/116), as is the RNN at
+ * (128,100,512,512) (B*H*H = 2^25: 96/303 vs 110/304); there the LSTM and GRU (B*G*H*H >= 1e8,
+ * weights of 3-4 MB per matrix that no core's L2 holds) are as fast or faster large (LSTM
+ * 413/1214 vs 485/1314). Override with -DRF_SMALL_MACS=... */
 #ifndef RF_SMALL_MACS
-#define RF_SMALL_MACS ((int64_t)1 << 20)
+#define RF_SMALL_MACS ((int64_t)1 << 25)
 #endif
 
 /* Inference keeps the input projection of at most this many elements (or one step) at a time,

@@ -104,19 +104,23 @@ __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void            
 mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,       \
                 const real *Bm, int64_t ldb, real *C, int64_t ldc) {                             \
     const int64_t M4 = M / 4 * 4;                                                               \
-    /* k in blocks of RF_KC: the B panel being reused stays in L1; C holds the partial sums in  \
-     * between, so every element still accumulates k = 0..K-1 in order. */                      \
-    for (int64_t k0 = 0; k0 < K; k0 += RF_KC) {                                                 \
-        const int64_t kc = K - k0 < RF_KC ? K - k0 : RF_KC;                                     \
-        const real *A_k = A + k0 * acs, *B_k = Bm + k0 * ldb;                                   \
-        if (M4 > 0)                                                                             \
-            for (int64_t j = 0; j < N; j += 4 * W)                                              \
-                panel_##sfx(1, M4, N - j < 4 * W ? N - j : 4 * W, kc, A_k, lda, acs, B_k + j,   \
-                            ldb, C + j, ldc);                                                   \
-        if (M4 < M)                                                                             \
-            for (int64_t j = 0; j < N; j += 8 * W)                                              \
-                panel_##sfx(0, M - M4, N - j < 8 * W ? N - j : 8 * W, kc, A_k + M4 * lda, lda,  \
-                            acs, B_k + j, ldb, C + M4 * ldc + j, ldc);                          \
+    /* Columns in strips of 8 vectors; within a strip, k in blocks of RF_KC, so the B panel     \
+     * being reused stays in L1 and the strip of C (its partial sums) stays in L1/L2 across the  \
+     * k blocks instead of the whole of C being swept once per block. Every element still       \
+     * accumulates k = 0..K-1 in order. */                                                      \
+    for (int64_t j = 0; j < N; j += 8 * W) {                                                    \
+        const int64_t nb = N - j < 8 * W ? N - j : 8 * W;                                       \
+        for (int64_t k0 = 0; k0 < K; k0 += RF_KC) {                                            \
+            const int64_t kc = K - k0 < RF_KC ? K - k0 : RF_KC;                                 \
+            const real *A_k = A + k0 * acs, *B_k = Bm + k0 * ldb;                               \
+            if (M4 > 0)                                                                         \
+                for (int64_t jj = j; jj < j + nb; jj += 4 * W)                                  \
+                    panel_##sfx(1, M4, j + nb - jj < 4 * W ? j + nb - jj : 4 * W, kc, A_k, lda, \
+                                acs, B_k + jj, ldb, C + jj, ldc);                               \
+            if (M4 < M)                                                                         \
+                panel_##sfx(0, M - M4, nb, kc, A_k + M4 * lda, lda, acs, B_k + j, ldb,          \
+                            C + M4 * ldc + j, ldc);                                             \
+        }                                                                                       \
     }                                                                                           \
 }
 RF_AVX512_BLOCK(float, __m512, 16, f32, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,

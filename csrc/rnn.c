@@ -84,10 +84,8 @@ RF_MULTIVERSION(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
 
 static void RF_F(rnn_forward_slice)(const RF_F(rnn_fwd) *a, int64_t b0, int64_t b1) {
     const int64_t T = a->T, B = a->B, I = a->I, H = a->H;
-    for (int64_t b = b0; b < b1; b++) { /* projection of all T steps of sequence b, into y */
-        RF_F(rf_fill_rows)(a->y + b * H, T, B * H, a->bias, H);
-        RF_F(rf_mm)(T, H, I, a->x + b * I, B * I, 1, a->WiT, H, a->y + b * H, B * H);
-    }
+    /* projection of all T steps of the slice's sequences, into y */
+    RF_F(rf_project_slice)(a->y, H, a->x, T, B, I, b0, b1, a->WiT, H, a->bias);
     for (int64_t t = 0; t < T; t++) {
         real *y_t = a->y + t * B * H;
         RF_F(rf_mm)(b1 - b0, H, H, a->h + b0 * H, H, 1, a->WhT, H, y_t + b0 * H, H);
