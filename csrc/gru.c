@@ -250,11 +250,11 @@ RF_MULTIVERSION(gru_gates_backward, (const RF_F(gru_bwd) *a, int64_t t, int64_t 
                 (a, t, b0, b1))
 
 /* Small path, thread `it` of `nt`: its batch slice for all T steps, its rows of dx; then, after
- * the one barrier, its rows of dW_ih, dW_hh and db (see lstm.c). */
+ * the one barrier, its share of dW_ih, dW_hh and db (rf_wgrad_rows). */
 static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
                                      int it) {
     const int64_t B = a->B, H = a->H, GH = 3 * H;
-    int64_t b0, b1, j0, j1;
+    int64_t b0, b1;
     rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
         RF_F(gru_gates_backward)(a, t, b0, b1);
@@ -266,8 +266,7 @@ static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad
 #ifdef RNNFAST_OPENMP
 #pragma omp barrier
 #endif
-    rf_slice_cols(GH, nt, it, &j0, &j1);
-    RF_F(rf_wgrad_rows)(w, j0, j1);
+    RF_F(rf_wgrad_rows)(w, nt, it);
 }
 
 RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
@@ -297,7 +296,7 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(B, 3, H)) {
-        const int nt = rf_threads(n_threads, GH); /* the weight phase splits GH rows */
+        const int nt = rf_threads(n_threads, I + H); /* the weight phase splits I+H rows */
         if (nt == 1) {
             RF_F(gru_backward_small)(&a, &w, 1, 0);
         } else {

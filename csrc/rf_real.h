@@ -214,14 +214,21 @@ static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x_t0
     }
 }
 
-/* dst (C,R) = src (R,C)^T, row-major, in 16x16 tiles so both sides stay in cache. */
-static inline void RF_F(rf_transpose)(real *dst, const real *src, int64_t R, int64_t C) {
+/* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds, in 16x16 tiles so
+ * both sides stay in cache. */
+static inline void RF_F(rf_transpose_ld)(real *dst, int64_t ldd, const real *src, int64_t lds,
+                                         int64_t R, int64_t C) {
     for (int64_t r0 = 0; r0 < R; r0 += 16)
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
             const int64_t r1 = r0 + 16 < R ? r0 + 16 : R, c1 = c0 + 16 < C ? c0 + 16 : C;
             for (int64_t c = c0; c < c1; c++)
-                for (int64_t r = r0; r < r1; r++) dst[c * R + r] = src[r * C + c];
+                for (int64_t r = r0; r < r1; r++) dst[c * ldd + r] = src[r * lds + c];
         }
+}
+
+/* The same for contiguous matrices. */
+static inline void RF_F(rf_transpose)(real *dst, const real *src, int64_t R, int64_t C) {
+    RF_F(rf_transpose_ld)(dst, R, src, C, R, C);
 }
 
 static inline void RF_F(rf_copy_or_zero)(real *dst, const real *src, int64_t n) {
@@ -293,26 +300,40 @@ static inline void RF_F(rf_colsum_rows)(real *db, const real *da, int64_t rows, 
     }
 }
 
-/* ...and, after a barrier, rows [j0,j1) of dW_ih, dW_hh, db: every element sums over all steps in
- * the same order whatever the split, so the result does not depend on the thread count. The
- * products run transposed, dW^T[:, j0:j1] = x^T @ da[:, j0:j1], so their B operand is the gate
- * gradient (our aligned workspace, contiguous rows) and x, y are only broadcast from; each
- * element is the same sum of the same products in the same order as da^T @ x. */
-static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int64_t j0, int64_t j1) {
-    const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B, M = j1 - j0;
-    if (M <= 0) return;
-    real *ti = w->tw + j0 * I, *th = w->tw + GH * I + j0 * H; /* (I,M), (H,M) */
-    memset(ti, 0, (size_t)(M * I) * sizeof(real));
-    memset(th, 0, (size_t)(M * H) * sizeof(real));
-    /* dW_ih^T[:, j0:j1] (I,M) += x^T (I,TB) @ da_in[:, j0:j1] (TB,M) */
-    RF_F(rf_mm)(I, M, TB, w->x, 1, I, w->da_in + j0, GH, ti, M);
-    /* dW_hh^T[:, j0:j1] (H,M) += (h0; y[0..T-2])^T @ da_hh[:, j0:j1], step 0 first */
-    if (w->h0) RF_F(rf_mm)(H, M, B, w->h0, 1, H, w->da_hh + j0, GH, th, M);
-    if (T > 1) RF_F(rf_mm)(H, M, (T - 1) * B, w->y, 1, H, w->da_hh + B * GH + j0, GH, th, M);
-    RF_F(rf_transpose)(w->dw_ih + j0 * I, ti, I, M);
-    RF_F(rf_transpose)(w->dw_hh + j0 * H, th, H, M);
-    if (w->db_ih) RF_F(rf_colsum_rows)(w->db_ih, w->da_in, TB, GH, j0, j1);
-    if (w->db_hh) RF_F(rf_colsum_rows)(w->db_hh, w->da_hh, TB, GH, j0, j1);
+/* ...and, after a barrier, thread `it` of `nt` its share of dW_ih, dW_hh and db. The
+ * products run transposed, dW^T = x^T @ da, so that their B operand is the gate gradient (our
+ * aligned workspace, contiguous rows) and x, y are only broadcast from; the threads split the
+ * I + H rows of (dW_ih^T; dW_hh^T) -- every row is GH wide, so even a small H gives each
+ * product full-width vectors (splitting GH instead halves the vector work per load at H = 64) --
+ * and the GH columns of db. Every element sums over all steps in the same order whatever the
+ * split, so the result does not depend on the thread count. */
+static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) {
+    const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B;
+    int64_t r0, r1, j0, j1;
+    rf_slice(I + H, nt, it, &r0, &r1);
+    real *tt = w->tw; /* (I + H, GH): dW_ih^T then dW_hh^T */
+    if (r1 > r0) memset(tt + r0 * GH, 0, (size_t)((r1 - r0) * GH) * sizeof(real));
+    const int64_t i0 = r0 < I ? r0 : I, i1 = r1 < I ? r1 : I; /* rows of dW_ih^T */
+    const int64_t h0 = (r0 > I ? r0 : I) - I, h1 = (r1 > I ? r1 : I) - I; /* of dW_hh^T */
+    /* dW_ih^T[i0:i1] (.,GH) += x[:, i0:i1]^T (.,TB) @ da_in (TB,GH) */
+    if (i1 > i0) {
+        RF_F(rf_mm)(i1 - i0, GH, TB, w->x + i0, 1, I, w->da_in, GH, tt + i0 * GH, GH);
+        RF_F(rf_transpose_ld)(w->dw_ih + i0, I, tt + i0 * GH, GH, i1 - i0, GH);
+    }
+    /* dW_hh^T[h0:h1] += (h0; y[0..T-2])[:, h0:h1]^T @ da_hh, step 0 first */
+    if (h1 > h0) {
+        real *th = tt + (I + h0) * GH;
+        if (w->h0) RF_F(rf_mm)(h1 - h0, GH, B, w->h0 + h0, 1, H, w->da_hh, GH, th, GH);
+        if (T > 1)
+            RF_F(rf_mm)(h1 - h0, GH, (T - 1) * B, w->y + h0, 1, H, w->da_hh + B * GH, GH, th,
+                        GH);
+        RF_F(rf_transpose_ld)(w->dw_hh + h0, H, th, GH, h1 - h0, GH);
+    }
+    rf_slice_cols(GH, nt, it, &j0, &j1);
+    if (j1 > j0) {
+        if (w->db_ih) RF_F(rf_colsum_rows)(w->db_ih, w->da_in, TB, GH, j0, j1);
+        if (w->db_hh) RF_F(rf_colsum_rows)(w->db_hh, w->da_hh, TB, GH, j0, j1);
+    }
 }
 
 /* ---- small path, chunked: the backward time loop runs in chunks of steps [t0,t1) with t0 a

@@ -184,11 +184,11 @@ RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0
                 (a, t, b0, b1))
 
 /* Small path, thread `it` of `nt`: its batch slice for all T steps, its rows of dx; then, after
- * the one barrier, its rows of dW_ih, dW_hh and db (see lstm.c). */
+ * the one barrier, its share of dW_ih, dW_hh and db (rf_wgrad_rows). */
 static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
                                      int it) {
     const int64_t B = a->B, H = a->H;
-    int64_t b0, b1, j0, j1;
+    int64_t b0, b1;
     rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
         RF_F(rnn_act_backward)(a, t, b0, b1);
@@ -198,8 +198,7 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
 #ifdef RNNFAST_OPENMP
 #pragma omp barrier
 #endif
-    rf_slice_cols(H, nt, it, &j0, &j1);
-    RF_F(rf_wgrad_rows)(w, j0, j1);
+    RF_F(rf_wgrad_rows)(w, nt, it);
 }
 
 RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
@@ -229,7 +228,7 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(B, 1, H)) {
-        const int nt = rf_threads(n_threads, H); /* the weight phase splits H rows */
+        const int nt = rf_threads(n_threads, I + H); /* the weight phase splits I+H rows */
         if (nt == 1) {
             RF_F(rnn_backward_small)(&a, &w, 1, 0);
         } else {
