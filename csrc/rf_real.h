@@ -236,6 +236,17 @@ static inline void RF_F(rf_copy_or_zero)(real *dst, const real *src, int64_t n) 
     else memset(dst, 0, (size_t)n * sizeof(real));
 }
 
+/* db[j0:j1] += column sums of da (rows, GH) over those columns, rows in order. */
+RF_INLINE void RF_F(rf_colsum_add_body)(real *restrict db, const real *restrict da, int64_t rows,
+                                        int64_t GH, int64_t j0, int64_t j1) {
+    for (int64_t r = 0; r < rows; r++) {
+        const real *da_r = da + r * GH;
+        for (int64_t j = j0; j < j1; j++) db[j] += da_r[j];
+    }
+}
+RF_MULTIVERSION(rf_colsum_add, (real *db, const real *da, int64_t rows, int64_t GH, int64_t j0,
+                                int64_t j1), (db, da, rows, GH, j0, j1))
+
 /* ---- after backward's time loop: dx, dW_ih, dW_hh, db from the gate gradients of all steps ---
  *   dx = da_in @ W_ih;  dW_ih = da_in^T @ x;  dW_hh = da_hh^T @ h_prev;  db_ih, db_hh = column
  *   sums of da_in, da_hh; h_prev = (h0, y[0], ..., y[T-2]) (only valid steps carry gradient, and
@@ -291,14 +302,6 @@ static inline void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t b0, i
     }
 }
 
-static inline void RF_F(rf_colsum_rows)(real *db, const real *da, int64_t rows, int64_t GH,
-                                        int64_t j0, int64_t j1) {
-    memset(db + j0, 0, (size_t)(j1 - j0) * sizeof(real));
-    for (int64_t r = 0; r < rows; r++) {
-        const real *da_r = da + r * GH;
-        for (int64_t j = j0; j < j1; j++) db[j] += da_r[j];
-    }
-}
 
 /* ...and, after a barrier, thread `it` of `nt` its share of dW_ih, dW_hh and db. The
  * products run transposed, dW^T = x^T @ da, so that their B operand is the gate gradient (our
@@ -330,9 +333,18 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) 
         RF_F(rf_transpose_ld)(w->dw_hh + h0, H, th, GH, h1 - h0, GH);
     }
     rf_slice_cols(GH, nt, it, &j0, &j1);
-    if (j1 > j0) {
-        if (w->db_ih) RF_F(rf_colsum_rows)(w->db_ih, w->da_in, TB, GH, j0, j1);
-        if (w->db_hh) RF_F(rf_colsum_rows)(w->db_hh, w->da_hh, TB, GH, j0, j1);
+    if (j1 > j0) { /* db_hh is db_ih when both come from the same gate gradient (not GRU) */
+        const int same = w->db_ih && w->da_hh == w->da_in;
+        if (w->db_ih) {
+            memset(w->db_ih + j0, 0, (size_t)(j1 - j0) * sizeof(real));
+            RF_F(rf_colsum_add)(w->db_ih, w->da_in, TB, GH, j0, j1);
+        }
+        if (w->db_hh && same) {
+            memcpy(w->db_hh + j0, w->db_ih + j0, (size_t)(j1 - j0) * sizeof(real));
+        } else if (w->db_hh) {
+            memset(w->db_hh + j0, 0, (size_t)(j1 - j0) * sizeof(real));
+            RF_F(rf_colsum_add)(w->db_hh, w->da_hh, TB, GH, j0, j1);
+        }
     }
 }
 
@@ -362,13 +374,6 @@ static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, 
     }
 }
 
-static inline void RF_F(rf_colsum_add)(real *db, const real *da, int64_t rows, int64_t GH,
-                                       int64_t j0, int64_t j1) {
-    for (int64_t r = 0; r < rows; r++) {
-        const real *da_r = da + r * GH;
-        for (int64_t j = j0; j < j1; j++) db[j] += da_r[j];
-    }
-}
 
 /* Columns [j0,j1) of dW_ih^T, dW_hh^T and db for the chunk's steps; the first chunk (t1 == T)
  * starts them from zero. dW_ih^T[:, j0:j1] (I,M) is kept in the memory of its final place, rows
@@ -396,8 +401,12 @@ static inline void RF_F(rf_wgrad_cols_chunk)(const RF_F(rf_wgrad) *w, int64_t j0
     if (t1 > ts)
         RF_F(rf_mm)(H, M, (t1 - ts) * B, w->y + (ts - 1) * B * H, 1, H,
                     w->da_hh + (ts - t0) * B * GH + j0, GH, th, M);
+    /* db_hh is db_ih when both come from the same gate gradient: summed once, copied last */
+    const int same = w->db_ih && w->da_hh == w->da_in;
     if (w->db_ih) RF_F(rf_colsum_add)(w->db_ih, w->da_in, (t1 - t0) * B, GH, j0, j1);
-    if (w->db_hh) RF_F(rf_colsum_add)(w->db_hh, w->da_hh, (t1 - t0) * B, GH, j0, j1);
+    if (w->db_hh && !same) RF_F(rf_colsum_add)(w->db_hh, w->da_hh, (t1 - t0) * B, GH, j0, j1);
+    if (w->db_hh && same && t0 == 0)
+        memcpy(w->db_hh + j0, w->db_ih + j0, (size_t)M * sizeof(real));
 }
 
 /* After the last chunk and a barrier (w->tw, the space of the weight copies, is free again; it
