@@ -18,7 +18,7 @@ size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
     const int64_t G = 3, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(B * GH); /* alignment slack, hh */
-    if (rf_small(B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH);    /* W_hh^T, W_ih^T */
+    if (rf_small(T, B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH);    /* W_hh^T, W_ih^T */
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 3, H) * B * GH);  /* projection chunk */
     return (size_t)n;
 }
@@ -28,7 +28,7 @@ size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     /* alignment slack, da_in, da_hh, ones */
     int64_t n = RF_PAD + 2 * rf_pad(T * B * GH) + rf_pad(T * B);
-    if (rf_small(B, G, H)) n += rf_bwd_small_extra(I, H, GH) + rf_pad((I + H) * GH); /* + dW^T */
+    if (rf_small(T, B, G, H)) n += rf_bwd_small_extra(I, H, GH) + rf_pad((I + H) * GH); /* + dW^T */
     return (size_t)n;
 }
 
@@ -142,7 +142,7 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
     if (work_len < rnnfast_gru_forward_workspace(T, B, I, H, training))
         return RNNFAST_ERR_WORKSPACE;
     const int64_t GH = 3 * H;
-    const int small = rf_small(B, 3, H);
+    const int small = rf_small(T, B, 3, H);
     RF_F(gru_fwd) a = {0};
     a.y = y; a.h = h_n; a.gates = gates; a.hn_all = hn_all; a.x = x; a.b_ih = b_ih;
     a.b_hh = b_hh; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
@@ -287,7 +287,7 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     a.T = T; a.B = B; a.H = H;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da_in, a.da_hh, x, h0, y, w_ih,
                         w0 + 2 * rf_pad(TB * GH), T, B, I, H, GH};
-    if (rf_small(B, 3, H)) { /* aligned B operands and the transposed weight gradients */
+    if (rf_small(T, B, 3, H)) { /* aligned B operands and the transposed weight gradients */
         real *ws = w.ones + rf_pad(TB);
         a.w_hh = RF_F(rf_aligned_or_copy)(ws, w_hh, GH * H);
         w.w_ih = RF_F(rf_aligned_or_copy)(ws + rf_pad(GH * H), w_ih, GH * I);
@@ -295,7 +295,7 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
-    if (rf_small(B, 3, H)) {
+    if (rf_small(T, B, 3, H)) {
         const int nt = rf_threads(n_threads, I + H); /* the weight phase splits I+H rows */
         if (nt == 1) {
             RF_F(gru_backward_small)(&a, &w, 1, 0);

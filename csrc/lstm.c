@@ -23,7 +23,7 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(GH); /* alignment slack, bias sum */
-    if (rf_small(B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH); /* W_hh^T, W_ih^T */
+    if (rf_small(T, B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH); /* W_hh^T, W_ih^T */
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 4, H) * B * GH); /* projection chunk */
     return (size_t)n;
 }
@@ -31,7 +31,7 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
 size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
-    if (rf_small(B, G, H)) /* alignment slack, one chunk's gate gradients, aligned weights */
+    if (rf_small(T, B, G, H)) /* alignment slack, one chunk's gate gradients, aligned weights */
         return (size_t)(RF_PAD + rf_pad(rf_bwd_chunk_steps(T, B, GH) * B * GH) +
                         rf_bwd_small_extra(I, H, GH));
     /* alignment slack, gate gradients, ones */
@@ -152,7 +152,7 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     if (work_len < rnnfast_lstm_forward_workspace(T, B, I, H, training))
         return RNNFAST_ERR_WORKSPACE;
     const int64_t GH = 4 * H;
-    const int small = rf_small(B, 4, H);
+    const int small = rf_small(T, B, 4, H);
 
     RF_F(lstm_fwd) a = {0};
     a.y = y; a.h = h_n; a.c = c_n; a.gates = gates; a.c_all = c_all;
@@ -323,7 +323,7 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
     a.c0 = c0; a.w_hh = w_hh; a.lengths = lengths; a.T = T; a.B = B; a.H = H; a.Tc = T;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
                         w0 + rf_pad(TB * GH), T, B, I, H, GH};
-    if (rf_small(B, 4, H)) { /* one chunk of gate gradients, aligned weights, dW^T */
+    if (rf_small(T, B, 4, H)) { /* one chunk of gate gradients, aligned weights, dW^T */
         a.Tc = rf_bwd_chunk_steps(T, B, GH);
         real *ws = w0 + rf_pad(a.Tc * B * GH);
         w.ones = NULL;
@@ -334,7 +334,7 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);
 
-    if (rf_small(B, 4, H)) {
+    if (rf_small(T, B, 4, H)) {
         const int nt = rf_threads(n_threads, GH); /* the weight phase splits GH rows */
         if (nt == 1) {
             RF_F(lstm_backward_small)(&a, &w, 1, 0);

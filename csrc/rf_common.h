@@ -47,15 +47,24 @@
 #define RF_PAD 16
 #define RF_ALIGN 64
 
-static inline int rf_small(int64_t B, int64_t G, int64_t H) {
-    return B * G * H * H <= RF_SMALL_MACS;
+/* ...and at least this many rows (T*B) of input: the small path first transposes the weights
+ * for its kernel, (I+H)*G*H element moves, which only pays for itself when the products that
+ * follow have rows enough; a step kernel (T = 1) with a few sequences goes to the BLAS path,
+ * whose GEMV/GEMM read the weights as they are (measured: a (B,T,I,H) = (1,1,512,512) LSTM step
+ * took 4 ms on the small path, nearly all of it the transposes, against 2M multiply-adds). */
+#ifndef RF_SMALL_MIN_ROWS
+#define RF_SMALL_MIN_ROWS 16
+#endif
+
+static inline int rf_small(int64_t T, int64_t B, int64_t G, int64_t H) {
+    return B * G * H * H <= RF_SMALL_MACS && T * B >= RF_SMALL_MIN_ROWS;
 }
 
 static inline int64_t rf_pad(int64_t n) { return (n + RF_PAD - 1) / RF_PAD * RF_PAD; }
 
 /* Steps of input projection kept at once in inference. */
 static inline int64_t rf_chunk_steps(int64_t T, int64_t B, int64_t G, int64_t H) {
-    int64_t tc = (rf_small(B, G, H) ? RF_CHUNK_ELEMS_SMALL : RF_CHUNK_ELEMS) / (B * G * H);
+    int64_t tc = (rf_small(T, B, G, H) ? RF_CHUNK_ELEMS_SMALL : RF_CHUNK_ELEMS) / (B * G * H);
     if (tc < 4) tc = 4;
     return tc < T ? tc : T;
 }
@@ -141,6 +150,14 @@ void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int
                const float *Bm, int64_t ldb, float *C, int64_t ldc);
 void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                const double *Bm, int64_t ldb, double *C, int64_t ldc);
+
+/* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (the weights' copies
+ * for our products, the weight gradients' final layout). rf_mm.c: 16x16 blocks in AVX-512
+ * registers where the CPU has them (float), 16x16 tiles element by element otherwise. */
+void rf_transpose_blocks_f32(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t R,
+                             int64_t C);
+void rf_transpose_blocks_f64(double *dst, int64_t ldd, const double *src, int64_t lds, int64_t R,
+                             int64_t C);
 
 /* The element-wise passes are compiled twice, for AVX-512 and for the baseline ISA, and picked at
  * run time (rf_have_avx512, constant for the process). No FMA contraction happens in either (ISO C

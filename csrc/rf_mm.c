@@ -128,6 +128,43 @@ RF_AVX512_BLOCK(float, __m512, 16, f32, __mmask16, _mm512_maskz_loadu_ps, _mm512
 RF_AVX512_BLOCK(double, __m512d, 8, f64, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
                 _mm512_set1_pd, _mm512_fmadd_pd)
 
+/* One 16x16 block: dst (16 rows, leading dimension ldd) = src (16 rows, lds)^T, in registers:
+ * unpack pairs of rows, shuffle pairs of pairs within 128-bit lanes, then move lanes twice. */
+__attribute__((target("avx512f"))) static void tr16_f32(float *dst, int64_t ldd, const float *src,
+                                                        int64_t lds) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    /* r[4i+j], 128-bit lane l: column 4l+j of rows 4i..4i+3 */
+    for (int j = 0; j < 4; j++) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);      /* lanes 0, 2 of each */
+        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);  /* lanes 1, 3 */
+        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+    }
+    /* t[j]: column j of rows 0-3 | column 8+j of rows 0-3 | column j of rows 4-7 | column 8+j
+     * of rows 4-7 (t[8+j] the same for rows 8-15; t[4+j], t[12+j] for columns 4+j, 12+j) */
+    for (int j = 0; j < 4; j++) {
+        __m512 a = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);      /* column j, rows 0-15 */
+        __m512 b = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);      /* column 8+j */
+        __m512 c = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88); /* column 4+j */
+        __m512 d = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xDD); /* column 12+j */
+        _mm512_storeu_ps(dst + j * ldd, a);
+        _mm512_storeu_ps(dst + (8 + j) * ldd, b);
+        _mm512_storeu_ps(dst + (4 + j) * ldd, c);
+        _mm512_storeu_ps(dst + (12 + j) * ldd, d);
+    }
+}
+
 int rf_have_avx512(void) {
     /* Constant for the process: every call takes the same kernel, so results are reproducible. */
     __builtin_cpu_init();
@@ -150,4 +187,39 @@ void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, in
     if (rf_have_avx512()) { mm_avx512_f64(M, N, K, A, lda, acs, Bm, ldb, C, ldc); return; }
 #endif
     mm_generic_f64(M, N, K, A, lda, acs, Bm, ldb, C, ldc);
+}
+
+/* ---- transposes: dst (C,R) = src (R,C)^T, leading dimensions ldd and lds --------------------- */
+#define RF_TRANSPOSE_TILES(real, name)                                                          \
+static void name(real *dst, int64_t ldd, const real *src, int64_t lds, int64_t r0, int64_t R,  \
+                 int64_t c0, int64_t C) {                                                       \
+    for (int64_t rb = r0; rb < R; rb += 16)                                                     \
+        for (int64_t cb = c0; cb < C; cb += 16) {                                               \
+            const int64_t r1 = rb + 16 < R ? rb + 16 : R, c1 = cb + 16 < C ? cb + 16 : C;       \
+            for (int64_t c = cb; c < c1; c++)                                                   \
+                for (int64_t r = rb; r < r1; r++) dst[c * ldd + r] = src[r * lds + c];          \
+        }                                                                                       \
+}
+RF_TRANSPOSE_TILES(float, transpose_tiles_f32)
+RF_TRANSPOSE_TILES(double, transpose_tiles_f64)
+
+void rf_transpose_blocks_f32(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t R,
+                             int64_t C) {
+#ifdef RF_HAVE_AVX512_KERNEL
+    if (rf_have_avx512()) { /* whole 16x16 blocks in registers, the edges element by element */
+        const int64_t R16 = R / 16 * 16, C16 = C / 16 * 16;
+        for (int64_t r = 0; r < R16; r += 16)
+            for (int64_t c = 0; c < C16; c += 16)
+                tr16_f32(dst + c * ldd + r, ldd, src + r * lds + c, lds);
+        transpose_tiles_f32(dst, ldd, src, lds, 0, R16, C16, C);
+        transpose_tiles_f32(dst, ldd, src, lds, R16, R, 0, C);
+        return;
+    }
+#endif
+    transpose_tiles_f32(dst, ldd, src, lds, 0, R, 0, C);
+}
+
+void rf_transpose_blocks_f64(double *dst, int64_t ldd, const double *src, int64_t lds, int64_t R,
+                             int64_t C) {
+    transpose_tiles_f64(dst, ldd, src, lds, 0, R, 0, C);
 }

@@ -214,16 +214,10 @@ static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x_t0
     }
 }
 
-/* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds, in 16x16 tiles so
- * both sides stay in cache. */
+/* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (rf_mm.c). */
 static inline void RF_F(rf_transpose_ld)(real *dst, int64_t ldd, const real *src, int64_t lds,
                                          int64_t R, int64_t C) {
-    for (int64_t r0 = 0; r0 < R; r0 += 16)
-        for (int64_t c0 = 0; c0 < C; c0 += 16) {
-            const int64_t r1 = r0 + 16 < R ? r0 + 16 : R, c1 = c0 + 16 < C ? c0 + 16 : C;
-            for (int64_t c = c0; c < c1; c++)
-                for (int64_t r = r0; r < r1; r++) dst[c * ldd + r] = src[r * lds + c];
-        }
+    RF_F(rf_transpose_blocks)(dst, ldd, src, lds, R, C);
 }
 
 /* The same for contiguous matrices. */

@@ -15,14 +15,14 @@
 size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(H); /* alignment slack, bias sum */
-    if (rf_small(B, 1, H)) n += rf_pad(H * H) + rf_pad(I * H);      /* W_hh^T, W_ih^T */
+    if (rf_small(T, B, 1, H)) n += rf_pad(H * H) + rf_pad(I * H);      /* W_hh^T, W_ih^T */
     return (size_t)n;
 }
 
 size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(T * B * H) + rf_pad(T * B); /* alignment slack, da, ones */
-    if (rf_small(B, 1, H)) n += rf_bwd_small_extra(I, H, H) + rf_pad((I + H) * H); /* + dW^T */
+    if (rf_small(T, B, 1, H)) n += rf_bwd_small_extra(I, H, H) + rf_pad((I + H) * H); /* + dW^T */
     return (size_t)n;
 }
 
@@ -102,7 +102,7 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return RNNFAST_ERR_SIZE;
     if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
     if (work_len < rnnfast_rnn_forward_workspace(T, B, I, H)) return RNNFAST_ERR_WORKSPACE;
-    const int small = rf_small(B, 1, H);
+    const int small = rf_small(T, B, 1, H);
     RF_F(rnn_fwd) a = {0};
     a.y = y; a.h = h_n; a.x = x; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
     a.relu = nonlinearity == RNNFAST_RELU;
@@ -219,7 +219,7 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     a.T = T; a.B = B; a.H = H; a.relu = nonlinearity == RNNFAST_RELU;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
                         w0 + rf_pad(TB * H), T, B, I, H, H};
-    if (rf_small(B, 1, H)) { /* aligned B operands and the transposed weight gradients */
+    if (rf_small(T, B, 1, H)) { /* aligned B operands and the transposed weight gradients */
         real *ws = w.ones + rf_pad(TB);
         a.w_hh = RF_F(rf_aligned_or_copy)(ws, w_hh, H * H);
         w.w_ih = RF_F(rf_aligned_or_copy)(ws + rf_pad(H * H), w_ih, H * I);
@@ -227,7 +227,7 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
-    if (rf_small(B, 1, H)) {
+    if (rf_small(T, B, 1, H)) {
         const int nt = rf_threads(n_threads, I + H); /* the weight phase splits I+H rows */
         if (nt == 1) {
             RF_F(rnn_backward_small)(&a, &w, 1, 0);

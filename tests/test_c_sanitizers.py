@@ -3,13 +3,15 @@
 Builds tests/c/test_kernels.c with every csrc/*.c and a naive C BLAS (tests/c/naive_blas.c),
 with -fsanitize=address,undefined (and OpenMP when the compiler has it), and runs it: gradients
 against finite differences in double, 1 vs 2 threads bitwise, every error code for bad sizes and
-pointers. Skipped only when there is no C compiler. The build lowers the small/large switch
-(RF_SMALL_MACS, B*G*H*H per step) to 2^20 so that the large, per-step BLAS path runs on shapes
-cheap enough for the sanitizers and the naive BLAS. The same command by hand, from the checkout:
+pointers. Skipped only when there is no C compiler. The build moves the small/large switch
+(RF_SMALL_MACS: B*G*H*H per step down to 2^20; RF_SMALL_MIN_ROWS: T*B down to 1) so that both
+paths run on shapes cheap enough for the sanitizers and the naive BLAS. The same command by
+hand, from the checkout:
 
     cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \\
-       -fno-omit-frame-pointer -fopenmp -DRNNFAST_OPENMP -DRF_SMALL_MACS=1048576 -Icsrc \\
-       -Itests/c csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest && /tmp/rnnfast_ctest
+       -fno-omit-frame-pointer -fopenmp -DRNNFAST_OPENMP -DRF_SMALL_MACS=1048576 \\
+       -DRF_SMALL_MIN_ROWS=1 -Icsrc -Itests/c csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest \\
+       && /tmp/rnnfast_ctest
 """
 import glob
 import os
@@ -33,6 +35,7 @@ def _build(cc, out, extra):
     sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
     sources += sorted(glob.glob(os.path.join(ROOT, "tests", "c", "*.c")))
     cmd = [cc, "-std=c11", "-O1", "-g", "-Wall", *SANITIZE, *extra, "-DRF_SMALL_MACS=1048576",
+           "-DRF_SMALL_MIN_ROWS=1",
            "-I" + os.path.join(ROOT, "csrc"), "-I" + os.path.join(ROOT, "tests", "c"),
            *sources, "-lm", "-o", out]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -26,13 +26,16 @@ if not rnnfast.compiled_available():  # pragma: no cover
 
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 DTYPES = (np.float64, np.float32)
-# (T, B, I, H): tiny, B=1, T=1, H not a multiple of 8/16, shapes past the small-problem
-# switch (B*G*H*H > 2**25, RF_SMALL_MACS) so that the per-step BLAS path runs too, and a long one
-# whose LSTM backward runs the small path in more than one chunk of steps (RF_BWD_CHUNK_ELEMS).
+# (T, B, I, H). The kernels' small path (own products in one OpenMP region) runs when
+# B*G*H*H <= 2**25 (RF_SMALL_MACS) and T*B >= 16 (RF_SMALL_MIN_ROWS); the others take the
+# per-step BLAS path. Both paths: tiny, B=1, T=1, H not a multiple of 8/16, past the size switch,
+# and a long one whose LSTM backward runs the small path in more than one chunk of steps
+# (RF_BWD_CHUNK_ELEMS).
 MULTI_CHUNK = (37, 16, 5, 128)
 LARGE = (2, 128, 3, 520)
 SHAPES = [(5, 3, 4, 7), (1, 1, 3, 5), (6, 1, 9, 13), (4, 9, 17, 31), (3, 2, 5, 520),
-          (2, 5, 6, 300), MULTI_CHUNK, LARGE, (3, 129, 6, 515)]
+          (2, 5, 6, 300), (17, 3, 4, 7), (20, 1, 9, 13), (8, 2, 5, 520), MULTI_CHUNK, LARGE,
+          (3, 129, 6, 515)]
 
 
 def _close(got, want, tol, what=""):
@@ -90,7 +93,7 @@ def test_sequence_kernels_match_reference(cell, shape, dtype):
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("use_lengths", [False, True])
 def test_options_match_reference(cell, bias, with_h0, use_lengths):
-    for shape in [(4, 3, 5, 6), LARGE]:
+    for shape in [(6, 3, 5, 6), (4, 3, 5, 6), LARGE]:
         got = _compare(cell, shape, np.float64, bias=bias, with_h0=with_h0,
                        use_lengths=use_lengths, seed=2)
         n_states = 2 if cell == "lstm" else 1
@@ -182,8 +185,8 @@ def threads():
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("shape", [(6, 7, 5, 33), (3, 1, 4, 9), (4, 6, 8, 300), MULTI_CHUNK,
-                                   LARGE], ids=str)
+@pytest.mark.parametrize("shape", [(6, 7, 5, 33), (3, 1, 4, 9), (20, 1, 4, 9), (4, 6, 8, 300),
+                                   MULTI_CHUNK, LARGE], ids=str)
 def test_bitwise_identical_for_any_thread_count(cell, shape, threads):
     for dtype in DTYPES:
         args = _inputs(cell, *shape, dtype, seed=5, use_lengths=shape[1] > 1)

@@ -342,7 +342,7 @@ static void check_errors(void) {
 
 int main(void) {
     /* (T, B, I, H): small-path shapes (incl. B=1, T=1, odd H), then large-path ones
-     * (B*G*H*H > 2^20: built with -DRF_SMALL_MACS=1048576) */
+     * (B*G*H*H > 2^20: built with -DRF_SMALL_MACS=1048576 -DRF_SMALL_MIN_ROWS=1) */
     const int64_t small[][4] = {{4, 3, 5, 7}, {5, 1, 3, 4}, {1, 2, 3, 5}, {3, 5, 2, 19}};
     for (int cell = 0; cell < 4; cell++) {
         for (size_t k = 0; k < sizeof small / sizeof small[0]; k++)
