@@ -115,12 +115,17 @@ static real *RF_F(gru_chunk)(const RF_F(gru_fwd) *a, int64_t t0) {
     return a->gates ? a->gates + t0 * a->B * 3 * a->H : a->chunk;
 }
 
-static void RF_F(gru_forward_slice)(const RF_F(gru_fwd) *a, int64_t b0, int64_t b1) {
+/* Small path, thread `it` of `nt`, chunk by chunk, as lstm_forward_small. */
+static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, int nt, int it) {
     const int64_t B = a->B, I = a->I, H = a->H, GH = 3 * H;
+    int64_t b0, b1;
+    rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
         const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
         real *P = RF_F(gru_chunk)(a, t0);
-        RF_F(rf_project_slice)(P, GH, a->x + t0 * B * I, tc, B, I, b0, b1, a->WiT, GH, a->b_ih);
+        if (t0 > 0 && !a->gates) rf_barrier(nt);
+        RF_F(rf_project_rows)(P, GH, a->x + t0 * B * I, tc * B, I, a->WiT, GH, a->b_ih, nt, it);
+        rf_barrier(nt);
         for (int64_t t = t0; t < t0 + tc; t++) {
             /* hh[b0:b1] = b_hh + h_{t-1} W_hh^T */
             RF_F(rf_fill_rows)(a->hh + b0 * GH, b1 - b0, GH, a->b_hh, GH);
@@ -161,17 +166,14 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
     if (small) {
-        const int nt = rf_threads(n_threads, B);
+        /* every thread takes part in the projection, even those the batch leaves idle */
+        const int nt = rf_threads(n_threads, T * B);
         if (nt == 1) {
-            RF_F(gru_forward_slice)(&a, 0, B);
+            RF_F(gru_forward_small)(&a, 1, 0);
         } else {
 #ifdef RNNFAST_OPENMP
 #pragma omp parallel num_threads(nt)
-            {
-                int64_t b0, b1;
-                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
-                RF_F(gru_forward_slice)(&a, b0, b1);
-            }
+            RF_F(gru_forward_small)(&a, nt, rf_thread_num());
 #endif
         }
         return RNNFAST_OK;

@@ -124,13 +124,19 @@ static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
     return a->gates ? a->gates + t0 * a->B * 4 * a->H : a->chunk;
 }
 
-/* Small path: rows [b0,b1) for all T steps, on one thread, with our own products. */
-static void RF_F(lstm_forward_slice)(const RF_F(lstm_fwd) *a, int64_t b0, int64_t b1) {
+/* Small path, thread `it` of `nt`, chunk by chunk: its share of the chunk's projection, a
+ * barrier, its batch slice for the chunk's steps with our own products, and (when the chunk
+ * buffer is reused) a barrier before the next projection overwrites it. */
+static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, int nt, int it) {
     const int64_t B = a->B, I = a->I, H = a->H, GH = 4 * H;
+    int64_t b0, b1;
+    rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
         const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
         real *P = RF_F(lstm_chunk)(a, t0);
-        RF_F(rf_project_slice)(P, GH, a->x + t0 * B * I, tc, B, I, b0, b1, a->WiT, GH, a->bias);
+        if (t0 > 0 && !a->gates) rf_barrier(nt);
+        RF_F(rf_project_rows)(P, GH, a->x + t0 * B * I, tc * B, I, a->WiT, GH, a->bias, nt, it);
+        rf_barrier(nt);
         for (int64_t t = t0; t < t0 + tc; t++) {
             real *P_t = P + (t - t0) * B * GH;
             /* P_t += h_{t-1} W_hh^T, this thread's rows */
@@ -173,17 +179,14 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(c_n, c0, B * H);
 
     if (small) {
-        const int nt = rf_threads(n_threads, B);
+        /* every thread takes part in the projection, even those the batch leaves idle */
+        const int nt = rf_threads(n_threads, T * B);
         if (nt == 1) {
-            RF_F(lstm_forward_slice)(&a, 0, B);
+            RF_F(lstm_forward_small)(&a, 1, 0);
         } else {
 #ifdef RNNFAST_OPENMP
 #pragma omp parallel num_threads(nt)
-            {   /* each thread owns a batch slice for all T steps: no barrier */
-                int64_t b0, b1;
-                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
-                RF_F(lstm_forward_slice)(&a, b0, b1);
-            }
+            RF_F(lstm_forward_small)(&a, nt, rf_thread_num());
 #endif
         }
         return RNNFAST_OK;

@@ -35,10 +35,10 @@
 /* Inference keeps the input projection of at most this many elements (or one step) at a time,
  * so its memory is O(B*H) (bounded by max(B*G*H, this)). Large problems: big enough that the
  * chunk's projection is still one efficient GEMM (at least 4 steps of B rows for the largest
- * benchmark shape); small ones project a few steps at a time per sequence, which costs nothing
- * and keeps the buffer in cache. */
+ * benchmark shape); small ones project fewer steps at a time (the threads split each chunk's
+ * rows, with a barrier on either side), which keeps the buffer in L2. */
 #define RF_CHUNK_ELEMS ((int64_t)1 << 21)
-#define RF_CHUNK_ELEMS_SMALL ((int64_t)1 << 15)
+#define RF_CHUNK_ELEMS_SMALL ((int64_t)1 << 17)
 
 /* Sub-buffers of the workspace start at multiples of this many elements. The kernels first round
  * the workspace pointer up to a 64-byte boundary (at most RF_PAD - 1 elements, which every
@@ -107,6 +107,17 @@ static inline int rf_threads(int n_threads, int64_t B) {
 static inline void rf_slice(int64_t B, int nt, int it, int64_t *b0, int64_t *b1) {
     *b0 = B * it / nt;
     *b1 = B * (it + 1) / nt;
+}
+
+/* A barrier of the small path's OpenMP region (none when one thread runs alone). */
+static inline void rf_barrier(int nt) {
+#ifdef RNNFAST_OPENMP
+    if (nt > 1) {
+#pragma omp barrier
+    }
+#else
+    (void)nt;
+#endif
 }
 
 /* Columns [*j0, *j1) of n for thread `it` of `nt` in the weight-gradient phase: boundaries at

@@ -191,27 +191,19 @@ static inline void RF_F(rf_fill_rows)(real *rows, int64_t n, int64_t ld, const r
     }
 }
 
-/* Small path, one thread: the input projection of its batch rows [b0,b1) for the tc steps
- * from x_t0 (x at the chunk's first step): row (t*B + b) of P (leading dimension ldp, N columns)
- * = bias + x[t, b] @ WT, WT (I,N). Per step (the slice's rows in one product) or per sequence
- * (its tc steps in one product), whichever gives the product more rows: each call reads all of
- * WT, so per-sequence calls on a wide batch slice would re-read large weights from far caches
- * once per row. Every element is the same sum either way (rf_mm's contract). */
-static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x_t0, int64_t tc,
-                                          int64_t B, int64_t I, int64_t b0, int64_t b1,
-                                          const real *WT, int64_t N, const real *bias) {
-    if (b1 - b0 >= tc) {
-        for (int64_t t = 0; t < tc; t++) {
-            real *rows = P + (t * B + b0) * ldp;
-            RF_F(rf_fill_rows)(rows, b1 - b0, ldp, bias, N);
-            RF_F(rf_mm)(b1 - b0, N, I, x_t0 + (t * B + b0) * I, I, 1, WT, N, rows, ldp);
-        }
-    } else {
-        for (int64_t b = b0; b < b1; b++) {
-            RF_F(rf_fill_rows)(P + b * ldp, tc, B * ldp, bias, N);
-            RF_F(rf_mm)(tc, N, I, x_t0 + b * I, B * I, 1, WT, N, P + b * ldp, B * ldp);
-        }
-    }
+/* Small path, thread `it` of `nt`: its share of the input projection of `rows` rows,
+ * P (rows, N; leading dimension ldp) = bias + X (rows, I) @ WT (I, N), the rows split evenly
+ * among the threads whatever the batch slices, so that each product has many rows and reads WT
+ * once. The caller puts a barrier after it before any thread reads rows another wrote. Every
+ * element is the same sum whatever the split (rf_mm's contract). */
+static inline void RF_F(rf_project_rows)(real *P, int64_t ldp, const real *X, int64_t rows,
+                                         int64_t I, const real *WT, int64_t N, const real *bias,
+                                         int nt, int it) {
+    int64_t r0, r1;
+    rf_slice(rows, nt, it, &r0, &r1);
+    if (r1 <= r0) return;
+    RF_F(rf_fill_rows)(P + r0 * ldp, r1 - r0, ldp, bias, N);
+    RF_F(rf_mm)(r1 - r0, N, I, X + r0 * I, I, 1, WT, N, P + r0 * ldp, ldp);
 }
 
 /* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (rf_mm.c). */

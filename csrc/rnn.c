@@ -82,10 +82,14 @@ RF_INLINE void RF_F(rnn_act_forward_body)(const RF_F(rnn_fwd) *a, int64_t t, int
 RF_MULTIVERSION(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0, int64_t b1),
                 (a, t, b0, b1))
 
-static void RF_F(rnn_forward_slice)(const RF_F(rnn_fwd) *a, int64_t b0, int64_t b1) {
+/* Small path, thread `it` of `nt`: its share of the projection of all T steps into y, a
+ * barrier, then its batch slice for all T steps. */
+static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, int nt, int it) {
     const int64_t T = a->T, B = a->B, I = a->I, H = a->H;
-    /* projection of all T steps of the slice's sequences, into y */
-    RF_F(rf_project_slice)(a->y, H, a->x, T, B, I, b0, b1, a->WiT, H, a->bias);
+    int64_t b0, b1;
+    rf_slice(B, nt, it, &b0, &b1);
+    RF_F(rf_project_rows)(a->y, H, a->x, T * B, I, a->WiT, H, a->bias, nt, it);
+    rf_barrier(nt);
     for (int64_t t = 0; t < T; t++) {
         real *y_t = a->y + t * B * H;
         RF_F(rf_mm)(b1 - b0, H, H, a->h + b0 * H, H, 1, a->WhT, H, y_t + b0 * H, H);
@@ -118,17 +122,14 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
     if (small) {
-        const int nt = rf_threads(n_threads, B);
+        /* every thread takes part in the projection, even those the batch leaves idle */
+        const int nt = rf_threads(n_threads, T * B);
         if (nt == 1) {
-            RF_F(rnn_forward_slice)(&a, 0, B);
+            RF_F(rnn_forward_small)(&a, 1, 0);
         } else {
 #ifdef RNNFAST_OPENMP
 #pragma omp parallel num_threads(nt)
-            {
-                int64_t b0, b1;
-                rf_slice(B, nt, rf_thread_num(), &b0, &b1);
-                RF_F(rnn_forward_slice)(&a, b0, b1);
-            }
+            RF_F(rnn_forward_small)(&a, nt, rf_thread_num());
 #endif
         }
         return RNNFAST_OK;
