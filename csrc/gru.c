@@ -168,14 +168,7 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
     if (small) {
         /* every thread takes part in the projection, even those the batch leaves idle */
         const int nt = rf_threads(n_threads, T * B);
-        if (nt == 1) {
-            RF_F(gru_forward_small)(&a, 1, 0);
-        } else {
-#ifdef RNNFAST_OPENMP
-#pragma omp parallel num_threads(nt)
-            RF_F(gru_forward_small)(&a, nt, rf_thread_num());
-#endif
-        }
+        RF_RUN_THREADS(nt, RF_F(gru_forward_small), &a);
         return RNNFAST_OK;
     }
     for (int64_t t0 = 0; t0 < T; t0 += a.Tc) {
@@ -299,14 +292,7 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
 
     if (rf_small(T, B, 3, H)) {
         const int nt = rf_threads(n_threads, I + H); /* the weight phase splits I+H rows */
-        if (nt == 1) {
-            RF_F(gru_backward_small)(&a, &w, 1, 0);
-        } else {
-#ifdef RNNFAST_OPENMP
-#pragma omp parallel num_threads(nt)
-            RF_F(gru_backward_small)(&a, &w, nt, rf_thread_num());
-#endif
-        }
+        RF_RUN_THREADS(nt, RF_F(gru_backward_small), &a, &w);
         return RNNFAST_OK;
     }
     for (int64_t t = T - 1; t >= 0; t--) {

@@ -181,14 +181,7 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     if (small) {
         /* every thread takes part in the projection, even those the batch leaves idle */
         const int nt = rf_threads(n_threads, T * B);
-        if (nt == 1) {
-            RF_F(lstm_forward_small)(&a, 1, 0);
-        } else {
-#ifdef RNNFAST_OPENMP
-#pragma omp parallel num_threads(nt)
-            RF_F(lstm_forward_small)(&a, nt, rf_thread_num());
-#endif
-        }
+        RF_RUN_THREADS(nt, RF_F(lstm_forward_small), &a);
         return RNNFAST_OK;
     }
 
@@ -339,14 +332,7 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
 
     if (rf_small(T, B, 4, H)) {
         const int nt = rf_threads(n_threads, GH); /* the weight phase splits GH rows */
-        if (nt == 1) {
-            RF_F(lstm_backward_small)(&a, &w, 1, 0);
-        } else {
-#ifdef RNNFAST_OPENMP
-#pragma omp parallel num_threads(nt)
-            RF_F(lstm_backward_small)(&a, &w, nt, rf_thread_num());
-#endif
-        }
+        RF_RUN_THREADS(nt, RF_F(lstm_backward_small), &a, &w);
         return RNNFAST_OK;
     }
     for (int64_t t = T - 1; t >= 0; t--) {

@@ -120,6 +120,23 @@ static inline void rf_barrier(int nt) {
 #endif
 }
 
+/* Call fn(args..., nt, it) for it = 0..nt-1: directly when nt == 1, else once per thread of one
+ * OpenMP region (nt is 1 whenever OpenMP is not built in: rf_threads). */
+#ifdef RNNFAST_OPENMP
+#define RF_RUN_THREADS(nt, fn, ...)                                                             \
+    do {                                                                                        \
+        const int rf_nt_ = (nt);                                                                \
+        if (rf_nt_ == 1) {                                                                      \
+            fn(__VA_ARGS__, 1, 0);                                                              \
+        } else {                                                                                \
+            _Pragma("omp parallel num_threads(rf_nt_)")                                         \
+            fn(__VA_ARGS__, rf_nt_, rf_thread_num());                                           \
+        }                                                                                       \
+    } while (0)
+#else
+#define RF_RUN_THREADS(nt, fn, ...) ((void)(nt), fn(__VA_ARGS__, 1, 0))
+#endif
+
 /* Columns [*j0, *j1) of n for thread `it` of `nt` in the weight-gradient phase: boundaries at
  * multiples of RF_PAD, so every thread's columns start on a cache line of a padded row. */
 static inline void rf_slice_cols(int64_t n, int nt, int it, int64_t *j0, int64_t *j1) {

@@ -124,14 +124,7 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     if (small) {
         /* every thread takes part in the projection, even those the batch leaves idle */
         const int nt = rf_threads(n_threads, T * B);
-        if (nt == 1) {
-            RF_F(rnn_forward_small)(&a, 1, 0);
-        } else {
-#ifdef RNNFAST_OPENMP
-#pragma omp parallel num_threads(nt)
-            RF_F(rnn_forward_small)(&a, nt, rf_thread_num());
-#endif
-        }
+        RF_RUN_THREADS(nt, RF_F(rnn_forward_small), &a);
         return RNNFAST_OK;
     }
     RF_F(rf_fill_rows)(y, T * B, H, a.bias, H);
@@ -230,14 +223,7 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
 
     if (rf_small(T, B, 1, H)) {
         const int nt = rf_threads(n_threads, I + H); /* the weight phase splits I+H rows */
-        if (nt == 1) {
-            RF_F(rnn_backward_small)(&a, &w, 1, 0);
-        } else {
-#ifdef RNNFAST_OPENMP
-#pragma omp parallel num_threads(nt)
-            RF_F(rnn_backward_small)(&a, &w, nt, rf_thread_num());
-#endif
-        }
+        RF_RUN_THREADS(nt, RF_F(rnn_backward_small), &a, &w);
         return RNNFAST_OK;
     }
     for (int64_t t = T - 1; t >= 0; t--) {
