@@ -1,0 +1,185 @@
+/* Accuracy of the kernels' own activations (csrc/rf_real.h), as compiled for the kernels.
+ *
+ * Evaluates tanh, sigmoid and the LSTM's four-gate function in float and double over dense
+ * sweeps of inputs, with the AVX-512 and the baseline copies of the loops (the element-wise
+ * passes are built both ways, RF_MULTIVERSION), against long double libm; prints the largest
+ * and mean error in ulp of the result's dtype and checks bounds and special values. Exit status
+ * 1 when an error exceeds the limits below. Built and run by tests/test_c_activations.py.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "rf_common.h"
+
+#define real float
+#define RF_F(n) n##_f32
+#define RF_IS_F32 1
+#include "rf_real.h"
+#undef real
+#undef RF_F
+#undef RF_IS_F32
+#define real double
+#define RF_F(n) n##_f64
+#define RF_IS_F32 0
+#include "rf_real.h"
+#undef real
+#undef RF_F
+#undef RF_IS_F32
+
+/* Limits in ulp of the result (measured: see the printed table). */
+#define MAX_ULP_F32 8.0
+#define MAX_ULP_F64 8.0
+
+static int failures = 0;
+
+/* y[k] = fn(x[k]), both copies of a loop the way the kernels build them. */
+#define EVAL_LOOPS(real, name, expr)                                                            \
+    static void name##_generic(const real *x, real *y, long n) {                                \
+        for (long k = 0; k < n; k++) { real v = x[k]; y[k] = (expr); }                          \
+    }                                                                                           \
+    RF_AVX512_TARGET static void name##_avx512(const real *x, real *y, long n) {                \
+        for (long k = 0; k < n; k++) { real v = x[k]; y[k] = (expr); }                          \
+    }
+EVAL_LOOPS(float, tanh32, rf_tanh_f32(v))
+EVAL_LOOPS(float, sig32, rf_sigmoid_f32(v))
+EVAL_LOOPS(double, tanh64, rf_tanh_f64(v))
+EVAL_LOOPS(double, sig64, rf_sigmoid_f64(v))
+
+/* The four LSTM gates from four input vectors. */
+#define GATE_LOOPS(real, sfx)                                                                   \
+    static void gates##sfx##_generic(const real *x, real *y, long n) {                          \
+        for (long k = 0; k < n; k++)                                                            \
+            rf_lstm_gates_##sfx(x[k], x[n + k], x[2 * n + k], x[3 * n + k], y + k, y + n + k,   \
+                                y + 2 * n + k, y + 3 * n + k);                                  \
+    }                                                                                           \
+    RF_AVX512_TARGET static void gates##sfx##_avx512(const real *x, real *y, long n) {          \
+        for (long k = 0; k < n; k++)                                                            \
+            rf_lstm_gates_##sfx(x[k], x[n + k], x[2 * n + k], x[3 * n + k], y + k, y + n + k,   \
+                                y + 2 * n + k, y + 3 * n + k);                                  \
+    }
+GATE_LOOPS(float, f32)
+GATE_LOOPS(double, f64)
+
+static long double ref_tanh(long double x) { return tanhl(x); }
+static long double ref_sig(long double x) { return 1.0L / (1.0L + expl(-x)); }
+
+/* Error of got against want in ulp of the dtype (mantissa bits `mant`) at want's magnitude;
+ * results below the smallest normal count in units of that. */
+static double ulp_err(long double got, long double want, int mant, int emin) {
+    if (isnan(want)) return isnan(got) ? 0 : 1e30;
+    long double a = fabsl(want);
+    int e;
+    frexpl(a, &e);
+    if (e - 1 < emin) e = emin + 1;
+    long double ulp = ldexpl(1.0L, e - 1 - (mant - 1));
+    return (double)(fabsl(got - want) / ulp);
+}
+
+typedef struct { double max, sum, at; long n; } stat;
+static void acc(stat *s, double err, double x) {
+    if (err > s->max) { s->max = err; s->at = x; }
+    s->sum += err; s->n++;
+}
+static void report(const char *what, const stat *s, double limit) {
+    int bad = s->max > limit;
+    printf("%-28s max %6.2f ulp (x = %-13.6g) mean %.3f ulp%s\n", what, s->max, s->at,
+           s->sum / (double)s->n, bad ? "   FAIL" : "");
+    failures += bad;
+}
+
+static void check(int cond, const char *what) {
+    if (!cond) { printf("FAIL: %s\n", what); failures++; }
+}
+
+/* Inputs: a dense sweep of [-lim, lim] plus geometric sweeps down to tiny magnitudes. */
+static long fill(double *x, long n, double lim) {
+    long k = 0, half = n / 2;
+    for (long i = 0; i < half; i++) x[k++] = -lim + 2 * lim * (double)i / (double)(half - 1);
+    for (long i = 0; k < n; i++) {
+        double m = pow(10.0, -30.0 + 31.5 * (double)i / (double)(n - half - 1) * 2);
+        if (m > lim) m = lim;
+        x[k++] = (i & 1) ? -m : m;
+    }
+    return k;
+}
+
+int main(void) {
+    const long n = 1 << 19;
+    double *xd = malloc(sizeof(double) * 4 * n), *yd = malloc(sizeof(double) * 4 * n);
+    float *xf = malloc(sizeof(float) * 4 * n), *yf = malloc(sizeof(float) * 4 * n);
+    if (!xd || !yd || !xf || !yf) return 2;
+    const int copies = rf_have_avx512() ? 2 : 1;
+    for (int copy = 0; copy < copies; copy++) {
+        const char *tag = copy ? "avx512" : "generic";
+        char name[64];
+        /* float tanh and sigmoid */
+        fill(xd, n, 20.0);
+        for (long k = 0; k < n; k++) xf[k] = (float)xd[k];
+        stat st = {0}, ss = {0};
+        (copy ? tanh32_avx512 : tanh32_generic)(xf, yf, n);
+        for (long k = 0; k < n; k++) {
+            acc(&st, ulp_err(yf[k], ref_tanh(xf[k]), 24, -126), xf[k]);
+            check(fabsf(yf[k]) <= 1.0f, "float |tanh| <= 1");
+        }
+        (copy ? sig32_avx512 : sig32_generic)(xf, yf, n);
+        for (long k = 0; k < n; k++) {
+            acc(&ss, ulp_err(yf[k], ref_sig(xf[k]), 24, -126), xf[k]);
+            check(yf[k] >= 0.0f && yf[k] <= 1.0f, "float sigmoid in [0, 1]");
+        }
+        snprintf(name, sizeof name, "float tanh (%s)", tag);
+        report(name, &st, MAX_ULP_F32);
+        snprintf(name, sizeof name, "float sigmoid (%s)", tag);
+        report(name, &ss, MAX_ULP_F32);
+        /* double tanh and sigmoid */
+        fill(xd, n, 40.0);
+        stat dt = {0}, ds = {0};
+        (copy ? tanh64_avx512 : tanh64_generic)(xd, yd, n);
+        for (long k = 0; k < n; k++) acc(&dt, ulp_err(yd[k], ref_tanh(xd[k]), 53, -1022), xd[k]);
+        (copy ? sig64_avx512 : sig64_generic)(xd, yd, n);
+        for (long k = 0; k < n; k++) acc(&ds, ulp_err(yd[k], ref_sig(xd[k]), 53, -1022), xd[k]);
+        snprintf(name, sizeof name, "double tanh (%s)", tag);
+        report(name, &dt, MAX_ULP_F64);
+        snprintf(name, sizeof name, "double sigmoid (%s)", tag);
+        report(name, &ds, MAX_ULP_F64);
+        /* the LSTM gates: four shuffled sweeps */
+        fill(xd, n, 20.0);
+        for (int g = 0; g < 4; g++)
+            for (long k = 0; k < n; k++) {
+                xd[g * n + k] = xd[(k * (2 * g + 1) + 7919 * g) % n];
+                xf[g * n + k] = (float)xd[g * n + k];
+            }
+        stat gf[4] = {{0}}, gd[4] = {{0}};
+        (copy ? gatesf32_avx512 : gatesf32_generic)(xf, yf, n);
+        (copy ? gatesf64_avx512 : gatesf64_generic)(xd, yd, n);
+        for (int g = 0; g < 4; g++)
+            for (long k = 0; k < n; k++) {
+                const long i = g * n + k;
+                long double wf = g == 2 ? ref_tanh(xf[i]) : ref_sig(xf[i]);
+                long double wd = g == 2 ? ref_tanh(xd[i]) : ref_sig(xd[i]);
+                acc(&gf[g], ulp_err(yf[i], wf, 24, -126), xf[i]);
+                acc(&gd[g], ulp_err(yd[i], wd, 53, -1022), xd[i]);
+            }
+        const char *gname[4] = {"i", "f", "g", "o"};
+        for (int g = 0; g < 4; g++) {
+            snprintf(name, sizeof name, "float LSTM %s (%s)", gname[g], tag);
+            report(name, &gf[g], MAX_ULP_F32);
+        }
+        for (int g = 0; g < 4; g++) {
+            snprintf(name, sizeof name, "double LSTM %s (%s)", gname[g], tag);
+            report(name, &gd[g], MAX_ULP_F64);
+        }
+    }
+    /* special values: exact limits, NaN through */
+    check(rf_tanh_f32(1e30f) == 1.0f && rf_tanh_f32(-1e30f) == -1.0f, "float tanh(+-1e30)");
+    check(rf_tanh_f32(INFINITY) == 1.0f && rf_tanh_f32(-INFINITY) == -1.0f, "float tanh(+-inf)");
+    check(rf_sigmoid_f32(1e30f) == 1.0f && rf_sigmoid_f32(-1e30f) == 0.0f, "float sigmoid(+-1e30)");
+    check(rf_tanh_f64(1e30) == 1.0 && rf_tanh_f64(-1e30) == -1.0, "double tanh(+-1e30)");
+    check(rf_sigmoid_f64(1e30) == 1.0 && rf_sigmoid_f64(-1e30) == 0.0, "double sigmoid(+-1e30)");
+    check(isnan(rf_tanh_f32(NAN)) && isnan(rf_sigmoid_f32(NAN)), "float NaN passes through");
+    check(isnan(rf_tanh_f64(NAN)) && isnan(rf_sigmoid_f64(NAN)), "double NaN passes through");
+    check(rf_tanh_f32(1e-30f) == 1e-30f && rf_tanh_f64(1e-300) == 1e-300, "tanh(tiny) = tiny");
+    printf("%d failure(s)\n", failures);
+    free(xd); free(yd); free(xf); free(yf);
+    return failures ? 1 : 0;
+}
