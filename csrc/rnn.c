@@ -122,8 +122,7 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
     if (small) {
-        /* every thread takes part in the projection, even those the batch leaves idle */
-        const int nt = rf_threads(n_threads, T * B);
+        const int nt = rf_threads(n_threads, B); /* at most one per sequence (rf_threads) */
         RF_RUN_THREADS(nt, RF_F(rnn_forward_small), &a);
         return RNNFAST_OK;
     }
