@@ -41,6 +41,9 @@ RF_GENERIC_MM(double, mm_generic_f64)
 #ifndef RF_KC
 #define RF_KC 128
 #endif
+#ifndef RF_MC
+#define RF_MC 192
+#endif
 /* One block: MR (1..4) rows of C, NV (1..8, MR*NV <= 16) vectors of columns, the last one masked
  * by `last`. Always inlined with constant MR/NV so the accumulators live in registers. */
 #define RF_AVX512_BLOCK(real, vec, W, sfx, maskt, LOAD, STORE, SET1, FMADD)                     \
@@ -101,8 +104,8 @@ panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int6
     }                                                                                           \
 }                                                                                               \
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
-mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,       \
-                const real *Bm, int64_t ldb, real *C, int64_t ldc) {                             \
+mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,         \
+              const real *Bm, int64_t ldb, real *C, int64_t ldc) {                               \
     const int64_t M4 = M / 4 * 4;                                                               \
     /* Columns in strips of 8 vectors; within a strip, k in blocks of RF_KC, so the B panel     \
      * being reused stays in L1 and the strip of C (its partial sums) stays in L1/L2 across the  \
@@ -122,6 +125,16 @@ mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int
                             C + M4 * ldc + j, ldc);                                             \
         }                                                                                       \
     }                                                                                           \
+}                                                                                               \
+/* Rows in blocks of RF_MC (a multiple of 4), so that a block's rows of A and of C stay in L2   \
+ * while the column strips and k blocks sweep them (an input projection has thousands of rows;  \
+ * unblocked, every strip re-read all of A and every k block all of C from memory). */          \
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
+mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,       \
+                const real *Bm, int64_t ldb, real *C, int64_t ldc) {                             \
+    for (int64_t i = 0; i < M; i += RF_MC)                                                      \
+        mm_rows_##sfx(M - i < RF_MC ? M - i : RF_MC, N, K, A + i * lda, lda, acs, Bm, ldb,      \
+                      C + i * ldc, ldc);                                                        \
 }
 RF_AVX512_BLOCK(float, __m512, 16, f32, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
                 _mm512_set1_ps, _mm512_fmadd_ps)
