@@ -18,7 +18,8 @@ size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
     const int64_t G = 3, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(B * GH); /* alignment slack, hh */
-    if (rf_small(T, B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH);    /* W_hh^T, W_ih^T */
+    if (rf_small(T, B, G, H)) /* W_hh^T, W_ih^T packed */
+        n += rf_pad(rf_packed_len(H, GH)) + rf_pad(rf_packed_len(I, GH));
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 3, H) * B * GH);  /* projection chunk */
     return (size_t)n;
 }
@@ -129,7 +130,7 @@ static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, int nt, int it) {
         for (int64_t t = t0; t < t0 + tc; t++) {
             /* hh[b0:b1] = b_hh + h_{t-1} W_hh^T */
             RF_F(rf_fill_rows)(a->hh + b0 * GH, b1 - b0, GH, a->b_hh, GH);
-            RF_F(rf_mm)(b1 - b0, GH, H, a->h + b0 * H, H, 1, a->WhT, GH, a->hh + b0 * GH, GH);
+            RF_F(rf_mmp)(b1 - b0, GH, H, a->h + b0 * H, H, 1, a->WhT, H, a->hh + b0 * GH, GH);
             RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1);
         }
     }
@@ -155,11 +156,11 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
     a.hh = w;
     w += rf_pad(B * GH);
     if (small) {
-        real *wit = w, *wht = w + rf_pad(I * GH);
-        RF_F(rf_transpose)(wit, w_ih, GH, I);
-        RF_F(rf_transpose)(wht, w_hh, GH, H);
+        real *wit = w, *wht = w + rf_pad(rf_packed_len(I, GH));
+        RF_F(rf_pack)(wit, w_ih, I, GH, 1); /* W_ih^T (I,GH), packed */
+        RF_F(rf_pack)(wht, w_hh, H, GH, 1); /* W_hh^T (H,GH), packed */
         a.WiT = wit; a.WhT = wht;
-        w += rf_pad(I * GH) + rf_pad(H * GH);
+        w += rf_pad(rf_packed_len(I, GH)) + rf_pad(rf_packed_len(H, GH));
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 3, H);
     a.chunk = training ? NULL : w;
@@ -253,7 +254,7 @@ static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad
     for (int64_t t = a->T - 1; t >= 0; t--) {
         RF_F(gru_gates_backward)(a, t, b0, b1);
         /* dh[b0:b1] += da_hh[t, b0:b1] (.,3H) @ w_hh (3H,H) */
-        RF_F(rf_mm)(b1 - b0, H, GH, a->da_hh + (t * B + b0) * GH, GH, 1, a->w_hh, H,
+        RF_F(rf_mmp)(b1 - b0, H, GH, a->da_hh + (t * B + b0) * GH, GH, 1, a->w_hh, GH,
                     a->dh + b0 * H, H);
     }
     RF_F(rf_wgrad_dx_rows)(w, b0, b1);
@@ -281,11 +282,13 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     a.T = T; a.B = B; a.H = H;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da_in, a.da_hh, x, h0, y, w_ih,
                         w0 + 2 * rf_pad(TB * GH), T, B, I, H, GH};
-    if (rf_small(T, B, 3, H)) { /* aligned B operands and the transposed weight gradients */
+    if (rf_small(T, B, 3, H)) { /* packed B operands and the transposed weight gradients */
         real *ws = w.ones + rf_pad(TB);
-        a.w_hh = RF_F(rf_aligned_or_copy)(ws, w_hh, GH * H);
-        w.w_ih = RF_F(rf_aligned_or_copy)(ws + rf_pad(GH * H), w_ih, GH * I);
-        w.tw = ws + rf_pad(GH * H) + rf_pad(GH * I);
+        real *wi = ws + rf_pad(rf_packed_len(GH, H));
+        RF_F(rf_pack)(ws, w_hh, GH, H, 0); /* packed B operands of dh and dx */
+        RF_F(rf_pack)(wi, w_ih, GH, I, 0);
+        a.w_hh = ws; w.w_ih = wi;
+        w.tw = ws + rf_bwd_small_extra(I, H, GH);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 

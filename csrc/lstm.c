@@ -23,7 +23,8 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(GH); /* alignment slack, bias sum */
-    if (rf_small(T, B, G, H)) n += rf_pad(H * GH) + rf_pad(I * GH); /* W_hh^T, W_ih^T */
+    if (rf_small(T, B, G, H)) /* W_hh^T, W_ih^T packed */
+        n += rf_pad(rf_packed_len(H, GH)) + rf_pad(rf_packed_len(I, GH));
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 4, H) * B * GH); /* projection chunk */
     return (size_t)n;
 }
@@ -31,7 +32,7 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
 size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
-    if (rf_small(T, B, G, H)) /* alignment slack, one chunk's gate gradients, aligned weights */
+    if (rf_small(T, B, G, H)) /* alignment slack, one chunk's gate gradients, packed weights */
         return (size_t)(RF_PAD + rf_pad(rf_bwd_chunk_steps(T, B, GH) * B * GH) +
                         rf_bwd_small_extra(I, H, GH));
     /* alignment slack, gate gradients, ones */
@@ -140,7 +141,7 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, int nt, int it) {
         for (int64_t t = t0; t < t0 + tc; t++) {
             real *P_t = P + (t - t0) * B * GH;
             /* P_t += h_{t-1} W_hh^T, this thread's rows */
-            RF_F(rf_mm)(b1 - b0, GH, H, a->h + b0 * H, H, 1, a->WhT, GH, P_t + b0 * GH, GH);
+            RF_F(rf_mmp)(b1 - b0, GH, H, a->h + b0 * H, H, 1, a->WhT, H, P_t + b0 * GH, GH);
             RF_F(lstm_gates_forward)(a, t, P_t, b0, b1);
         }
     }
@@ -167,11 +168,11 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, GH) ? w : NULL;
     w += rf_pad(GH);
     if (small) {
-        real *wit = w, *wht = w + rf_pad(I * GH);
-        RF_F(rf_transpose)(wit, w_ih, GH, I);
-        RF_F(rf_transpose)(wht, w_hh, GH, H);
+        real *wit = w, *wht = w + rf_pad(rf_packed_len(I, GH));
+        RF_F(rf_pack)(wit, w_ih, I, GH, 1); /* W_ih^T (I,GH), packed */
+        RF_F(rf_pack)(wht, w_hh, H, GH, 1); /* W_hh^T (H,GH), packed */
         a.WiT = wit; a.WhT = wht;
-        w += rf_pad(I * GH) + rf_pad(H * GH);
+        w += rf_pad(rf_packed_len(I, GH)) + rf_pad(rf_packed_len(H, GH));
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 4, H);
     a.chunk = training ? NULL : w;
@@ -280,7 +281,7 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
         for (int64_t t = t1 - 1; t >= t0; t--) {
             RF_F(lstm_gates_backward)(a, t, b0, b1);
             /* dh[b0:b1] += da[t, b0:b1] (.,4H) @ w_hh (4H,H) */
-            RF_F(rf_mm)(b1 - b0, H, GH, a->da + ((t - t0) * B + b0) * GH, GH, 1, a->w_hh, H,
+            RF_F(rf_mmp)(b1 - b0, H, GH, a->da + ((t - t0) * B + b0) * GH, GH, 1, a->w_hh, GH,
                         a->dh + b0 * H, H);
         }
         RF_F(rf_wgrad_dx_chunk)(w, b0, b1, t0, t1);
@@ -318,12 +319,14 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
     a.c0 = c0; a.w_hh = w_hh; a.lengths = lengths; a.T = T; a.B = B; a.H = H; a.Tc = T;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
                         w0 + rf_pad(TB * GH), T, B, I, H, GH};
-    if (rf_small(T, B, 4, H)) { /* one chunk of gate gradients, aligned weights, dW^T */
+    if (rf_small(T, B, 4, H)) { /* one chunk of gate gradients, packed weights, dW^T */
         a.Tc = rf_bwd_chunk_steps(T, B, GH);
         real *ws = w0 + rf_pad(a.Tc * B * GH);
         w.ones = NULL;
-        a.w_hh = RF_F(rf_aligned_or_copy)(ws, w_hh, GH * H);
-        w.w_ih = RF_F(rf_aligned_or_copy)(ws + rf_pad(GH * H), w_ih, GH * I);
+        real *wi = ws + rf_pad(rf_packed_len(GH, H));
+        RF_F(rf_pack)(ws, w_hh, GH, H, 0); /* packed B operands of dh and dx */
+        RF_F(rf_pack)(wi, w_ih, GH, I, 0);
+        a.w_hh = ws; w.w_ih = wi;
         w.tw = ws; /* free once the products are done */
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);

@@ -47,8 +47,8 @@
 #define RF_PAD 16
 #define RF_ALIGN 64
 
-/* ...and at least this many rows (T*B) of input: the small path first transposes the weights
- * for its kernel, (I+H)*G*H element moves, which only pays for itself when the products that
+/* ...and at least this many rows (T*B) of input: the small path first packs the weights for
+ * its kernel (rf_pack: transposed in forward), (I+H)*G*H element moves, which only pays for itself when the products that
  * follow have rows enough; a step kernel (T = 1) with a few sequences goes to the BLAS path,
  * whose GEMV/GEMM read the weights as they are (measured: a (B,T,I,H) = (1,1,512,512) LSTM step
  * took 4 ms on the small path, nearly all of it the transposes, against 2M multiply-adds). */
@@ -158,11 +158,19 @@ static inline int64_t rf_bwd_chunk_steps(int64_t T, int64_t B, int64_t GH) {
     return tc < T ? tc : T;
 }
 
-/* Backward workspace of the small path beyond the gate gradients: aligned copies of w_hh (GH,H)
- * and w_ih (GH,I), the B operands of the per-step and dx products (in use or not, the
+/* Backward workspace of the small path beyond the gate gradients: packed copies of w_hh (GH,H)
+ * and w_ih (GH,I), the B operands of the per-step and dx products (in use or not, the at least
  * GH*(H+I) elements are then the scratch of the weight gradients' final transposes). */
+#define RF_NP_F32 128
+#define RF_NP_F64 64
+
+/* Elements of a packed (K,N) matrix for either dtype (panels of the wider RF_NP_F32). */
+static inline int64_t rf_packed_len(int64_t K, int64_t N) {
+    return K * ((N + RF_NP_F32 - 1) / RF_NP_F32 * RF_NP_F32);
+}
+
 static inline int64_t rf_bwd_small_extra(int64_t I, int64_t H, int64_t GH) {
-    return rf_pad(GH * H) + rf_pad(GH * I);
+    return rf_pad(rf_packed_len(GH, H)) + rf_pad(rf_packed_len(GH, I));
 }
 
 static inline int rf_thread_num(void) {
@@ -181,6 +189,17 @@ void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int
                const float *Bm, int64_t ldb, float *C, int64_t ldc);
 void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                const double *Bm, int64_t ldb, double *C, int64_t ldc);
+
+/* The same with B packed: its columns in panels of RF_NP (8 AVX-512 vectors), each panel kp rows
+ * of RF_NP contiguous elements (rows [0,K) used), panel p at Bm + p * kp * RF_NP. The product
+ * kernel reads a panel's rows one after the other instead of one row per ldb (which for weights
+ * 1-8 KB wide meant a new page and the same few L1 sets for every row); same sums, same order,
+ * so the same bits as rf_mm. The small path packs its weights once per call (rf_pack). RF_NP_F32
+ * and RF_NP_F64 are defined above, with rf_packed_len. */
+void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
+                const float *Bm, int64_t kp, float *C, int64_t ldc);
+void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
+                const double *Bm, int64_t kp, double *C, int64_t ldc);
 
 /* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (the weights' copies
  * for our products, the weight gradients' final layout). rf_mm.c: 16x16 blocks in AVX-512

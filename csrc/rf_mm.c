@@ -1,9 +1,11 @@
 /* rf_mm.c: the small matrix product of the "small problem" path, C (M,N) += A (M,K) @ Bm (K,N).
  *
- * Used only where a BLAS call would cost more than the work (per-step products with a few
- * hundred thousand multiply-adds, run by each OpenMP thread on its own batch slice) -- never
- * for the large products, which go to the BLAS. Row-major, leading dimensions lda/ldb/ldc; A's
- * element (i,k) is A[i*lda + k*acs], so A may also be a transposed view (lda = 1, acs = rows).
+ * Runs every product of the small path (rf_small in rf_common.h: per-step products, run by each
+ * OpenMP thread on its own batch slice, and the projection and weight-gradient products split
+ * among the threads); the large path's products go to the BLAS. Row-major, leading dimensions
+ * lda/ldb/ldc; A's element (i,k) is A[i*lda + k*acs], so A may also be a transposed view (lda =
+ * 1, acs = rows). B is either plain (rf_mm) or packed in panels of 8 vectors' width (rf_mmp:
+ * the small path's weights, packed once per call).
  *
  * Determinism contract: every C element is computed as c = C[i,j]; for k = 0..K-1:
  * c = fma(A[i,k], Bm[k,j], c) (or c + A*B without FMA hardware), whatever M, N, the blocking or
@@ -36,6 +38,18 @@ static void name(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, in
 }
 RF_GENERIC_MM(float, mm_generic_f32)
 RF_GENERIC_MM(double, mm_generic_f64)
+
+/* B's columns in panels of np, panel p at Bm + p * pstride (unpacked B: pstride = np). */
+#define RF_GENERIC_PANELS(real, name, kernel)                                                   \
+static void name(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,     \
+                 const real *Bm, int64_t ldb, int64_t np, int64_t pstride, real *C,             \
+                 int64_t ldc) {                                                                 \
+    for (int64_t j = 0; j < N; j += np)                                                         \
+        kernel(M, N - j < np ? N - j : np, K, A, lda, acs, Bm + j / np * pstride, ldb, C + j,   \
+               ldc);                                                                            \
+}
+RF_GENERIC_PANELS(float, mm_panels_f32, mm_generic_f32)
+RF_GENERIC_PANELS(double, mm_panels_f64, mm_generic_f64)
 
 #ifdef RF_HAVE_AVX512_KERNEL
 #ifndef RF_KC
@@ -105,23 +119,24 @@ panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int6
 }                                                                                               \
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
 mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,         \
-              const real *Bm, int64_t ldb, real *C, int64_t ldc) {                               \
+              const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {              \
     const int64_t M4 = M / 4 * 4;                                                               \
-    /* Columns in strips of 8 vectors; within a strip, k in blocks of RF_KC, so the B panel     \
-     * being reused stays in L1 and the strip of C (its partial sums) stays in L1/L2 across the  \
-     * k blocks instead of the whole of C being swept once per block. Every element still       \
-     * accumulates k = 0..K-1 in order. */                                                      \
+    /* Columns in strips of 8 vectors (one panel of a packed B); within a strip, k in blocks   \
+     * of RF_KC, so the B panel being reused stays in L1 and the strip of C (its partial sums)   \
+     * stays in L1/L2 across the k blocks instead of the whole of C being swept once per block. \
+     * Every element still accumulates k = 0..K-1 in order. */                                  \
     for (int64_t j = 0; j < N; j += 8 * W) {                                                    \
         const int64_t nb = N - j < 8 * W ? N - j : 8 * W;                                       \
+        const real *B_j = Bm + j / (8 * W) * pstride;                                           \
         for (int64_t k0 = 0; k0 < K; k0 += RF_KC) {                                            \
             const int64_t kc = K - k0 < RF_KC ? K - k0 : RF_KC;                                 \
-            const real *A_k = A + k0 * acs, *B_k = Bm + k0 * ldb;                               \
+            const real *A_k = A + k0 * acs, *B_k = B_j + k0 * ldb;                              \
             if (M4 > 0)                                                                         \
                 for (int64_t jj = j; jj < j + nb; jj += 4 * W)                                  \
                     panel_##sfx(1, M4, j + nb - jj < 4 * W ? j + nb - jj : 4 * W, kc, A_k, lda, \
-                                acs, B_k + jj, ldb, C + jj, ldc);                               \
+                                acs, B_k + (jj - j), ldb, C + jj, ldc);                         \
             if (M4 < M)                                                                         \
-                panel_##sfx(0, M - M4, nb, kc, A_k + M4 * lda, lda, acs, B_k + j, ldb,          \
+                panel_##sfx(0, M - M4, nb, kc, A_k + M4 * lda, lda, acs, B_k, ldb,              \
                             C + M4 * ldc + j, ldc);                                             \
         }                                                                                       \
     }                                                                                           \
@@ -131,10 +146,10 @@ mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64
  * unblocked, every strip re-read all of A and every k block all of C from memory). */          \
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
 mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,       \
-                const real *Bm, int64_t ldb, real *C, int64_t ldc) {                             \
+                const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {            \
     for (int64_t i = 0; i < M; i += RF_MC)                                                      \
         mm_rows_##sfx(M - i < RF_MC ? M - i : RF_MC, N, K, A + i * lda, lda, acs, Bm, ldb,      \
-                      C + i * ldc, ldc);                                                        \
+                      pstride, C + i * ldc, ldc);                                               \
 }
 RF_AVX512_BLOCK(float, __m512, 16, f32, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
                 _mm512_set1_ps, _mm512_fmadd_ps)
@@ -186,20 +201,38 @@ int rf_have_avx512(void) {
 }
 #endif
 
+/* B in panels of np columns (8 AVX-512 vectors: RF_NP_F32 / RF_NP_F64), panel p at
+ * Bm + p * pstride, rows ldb apart within a panel: an unpacked B is pstride = np. */
+#ifdef RF_HAVE_AVX512_KERNEL
+#define RF_MM_DISPATCH(sfx, np)                                                                 \
+    if (rf_have_avx512()) { mm_avx512_##sfx(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc); return; } \
+    mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, np, ps, C, ldc)
+#else
+#define RF_MM_DISPATCH(sfx, np) mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, np, ps, C, ldc)
+#endif
+
 void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                const float *Bm, int64_t ldb, float *C, int64_t ldc) {
-#ifdef RF_HAVE_AVX512_KERNEL
-    if (rf_have_avx512()) { mm_avx512_f32(M, N, K, A, lda, acs, Bm, ldb, C, ldc); return; }
-#endif
-    mm_generic_f32(M, N, K, A, lda, acs, Bm, ldb, C, ldc);
+    const int64_t ps = RF_NP_F32;
+    RF_MM_DISPATCH(f32, RF_NP_F32);
 }
 
 void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                const double *Bm, int64_t ldb, double *C, int64_t ldc) {
-#ifdef RF_HAVE_AVX512_KERNEL
-    if (rf_have_avx512()) { mm_avx512_f64(M, N, K, A, lda, acs, Bm, ldb, C, ldc); return; }
-#endif
-    mm_generic_f64(M, N, K, A, lda, acs, Bm, ldb, C, ldc);
+    const int64_t ps = RF_NP_F64;
+    RF_MM_DISPATCH(f64, RF_NP_F64);
+}
+
+void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
+                const float *Bm, int64_t kp, float *C, int64_t ldc) {
+    const int64_t ldb = RF_NP_F32, ps = kp * RF_NP_F32;
+    RF_MM_DISPATCH(f32, RF_NP_F32);
+}
+
+void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
+                const double *Bm, int64_t kp, double *C, int64_t ldc) {
+    const int64_t ldb = RF_NP_F64, ps = kp * RF_NP_F64;
+    RF_MM_DISPATCH(f64, RF_NP_F64);
 }
 
 /* ---- transposes: dst (C,R) = src (R,C)^T, leading dimensions ldd and lds --------------------- */

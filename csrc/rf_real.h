@@ -262,13 +262,32 @@ static inline void RF_F(rf_project_rows)(real *P, int64_t ldp, const real *X, in
     rf_slice(rows, nt, it, &r0, &r1);
     if (r1 <= r0) return;
     RF_F(rf_fill_rows)(P + r0 * ldp, r1 - r0, ldp, bias, N);
-    RF_F(rf_mm)(r1 - r0, N, I, X + r0 * I, I, 1, WT, N, P + r0 * ldp, ldp);
+    RF_F(rf_mmp)(r1 - r0, N, I, X + r0 * I, I, 1, WT, I, P + r0 * ldp, ldp);
 }
 
 /* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (rf_mm.c). */
 static inline void RF_F(rf_transpose_ld)(real *dst, int64_t ldd, const real *src, int64_t lds,
                                          int64_t R, int64_t C) {
     RF_F(rf_transpose_blocks)(dst, ldd, src, lds, R, C);
+}
+
+/* Pack a (K,N) B operand for rf_mmp: from W (N,K) row-major (B = W^T) when trans, else from B
+ * (K,N) row-major. Columns of the last panel beyond N are left unset (never read). */
+static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N, int trans) {
+#if RF_IS_F32
+    const int64_t np = RF_NP_F32;
+#else
+    const int64_t np = RF_NP_F64;
+#endif
+    for (int64_t c0 = 0; c0 < N; c0 += np) {
+        const int64_t nc = N - c0 < np ? N - c0 : np;
+        real *dst = Bp + c0 / np * K * np;
+        if (trans) /* dst (K,nc) = W[c0:c0+nc, :]^T */
+            RF_F(rf_transpose_blocks)(dst, np, src + c0 * K, K, nc, K);
+        else
+            for (int64_t k = 0; k < K; k++)
+                memcpy(dst + k * np, src + k * N + c0, (size_t)nc * sizeof(real));
+    }
 }
 
 /* The same for contiguous matrices. */
@@ -304,13 +323,6 @@ typedef struct {
     real *tw;  /* small path: scratch of rf_wgrad_finish, or (I+H)*GH for rf_wgrad_rows */
 } RF_F(rf_wgrad);
 
-/* src when it starts on a cache line, else a copy of its n elements in buf (aligned). */
-static inline const real *RF_F(rf_aligned_or_copy)(real *buf, const real *src, int64_t n) {
-    if ((uintptr_t)src % RF_ALIGN == 0) return src;
-    memcpy(buf, src, (size_t)n * sizeof(real));
-    return buf;
-}
-
 /* Large problems: single GEMMs over all steps (the BLAS's threads). */
 static inline void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgrad) *w) {
     const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B;
@@ -343,7 +355,7 @@ static inline void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t b0, i
         for (int64_t t = 0; t < T; t++)
             memset(w->dx + (t * B + b) * I, 0, (size_t)I * sizeof(real));
         /* dx[:, b] (T,I) += da_in[:, b] (T,GH) @ w_ih (GH,I) */
-        RF_F(rf_mm)(T, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, I, w->dx + b * I, B * I);
+        RF_F(rf_mmp)(T, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, GH, w->dx + b * I, B * I);
     }
 }
 
@@ -409,12 +421,12 @@ static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, 
     if (b1 - b0 >= t1 - t0) {
         /* per step, the slice's rows at once: dx[t, b0:b1] (.,I) += da_in[t, b0:b1] @ w_ih */
         for (int64_t t = t0; t < t1; t++)
-            RF_F(rf_mm)(b1 - b0, I, GH, w->da_in + ((t - t0) * B + b0) * GH, GH, 1, w->w_ih, I,
+            RF_F(rf_mmp)(b1 - b0, I, GH, w->da_in + ((t - t0) * B + b0) * GH, GH, 1, w->w_ih, GH,
                         w->dx + (t * B + b0) * I, I);
     } else {
         /* per sequence, the chunk's steps at once: dx[t0:t1, b] (.,I) += da_in[chunk, b] @ w_ih */
         for (int64_t b = b0; b < b1; b++)
-            RF_F(rf_mm)(t1 - t0, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, I,
+            RF_F(rf_mmp)(t1 - t0, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, GH,
                         w->dx + (t0 * B + b) * I, B * I);
     }
 }

@@ -15,7 +15,8 @@
 size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(H); /* alignment slack, bias sum */
-    if (rf_small(T, B, 1, H)) n += rf_pad(H * H) + rf_pad(I * H);      /* W_hh^T, W_ih^T */
+    if (rf_small(T, B, 1, H)) /* W_hh^T, W_ih^T packed */
+        n += rf_pad(rf_packed_len(H, H)) + rf_pad(rf_packed_len(I, H));
     return (size_t)n;
 }
 
@@ -92,7 +93,7 @@ static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, int nt, int it) {
     rf_barrier(nt);
     for (int64_t t = 0; t < T; t++) {
         real *y_t = a->y + t * B * H;
-        RF_F(rf_mm)(b1 - b0, H, H, a->h + b0 * H, H, 1, a->WhT, H, y_t + b0 * H, H);
+        RF_F(rf_mmp)(b1 - b0, H, H, a->h + b0 * H, H, 1, a->WhT, H, y_t + b0 * H, H);
         RF_F(rnn_act_forward)(a, t, b0, b1);
     }
 }
@@ -114,9 +115,9 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, H) ? w : NULL;
     w += rf_pad(H);
     if (small) {
-        real *wit = w, *wht = w + rf_pad(I * H);
-        RF_F(rf_transpose)(wit, w_ih, H, I);
-        RF_F(rf_transpose)(wht, w_hh, H, H);
+        real *wit = w, *wht = w + rf_pad(rf_packed_len(I, H));
+        RF_F(rf_pack)(wit, w_ih, I, H, 1); /* W_ih^T (I,H), packed */
+        RF_F(rf_pack)(wht, w_hh, H, H, 1); /* W_hh^T (H,H), packed */
         a.WiT = wit; a.WhT = wht;
     }
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
@@ -185,7 +186,8 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
     rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
         RF_F(rnn_act_backward)(a, t, b0, b1);
-        RF_F(rf_mm)(b1 - b0, H, H, a->da + (t * B + b0) * H, H, 1, a->w_hh, H, a->dh + b0 * H, H);
+        RF_F(rf_mmp)(b1 - b0, H, H, a->da + (t * B + b0) * H, H, 1, a->w_hh, H, a->dh + b0 * H,
+                     H);
     }
     RF_F(rf_wgrad_dx_rows)(w, b0, b1);
 #ifdef RNNFAST_OPENMP
@@ -212,11 +214,12 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     a.T = T; a.B = B; a.H = H; a.relu = nonlinearity == RNNFAST_RELU;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
                         w0 + rf_pad(TB * H), T, B, I, H, H};
-    if (rf_small(T, B, 1, H)) { /* aligned B operands and the transposed weight gradients */
-        real *ws = w.ones + rf_pad(TB);
-        a.w_hh = RF_F(rf_aligned_or_copy)(ws, w_hh, H * H);
-        w.w_ih = RF_F(rf_aligned_or_copy)(ws + rf_pad(H * H), w_ih, H * I);
-        w.tw = ws + rf_pad(H * H) + rf_pad(H * I);
+    if (rf_small(T, B, 1, H)) { /* packed B operands and the transposed weight gradients */
+        real *ws = w.ones + rf_pad(TB), *wi = ws + rf_pad(rf_packed_len(H, H));
+        RF_F(rf_pack)(ws, w_hh, H, H, 0);
+        RF_F(rf_pack)(wi, w_ih, H, I, 0);
+        a.w_hh = ws; w.w_ih = wi;
+        w.tw = ws + rf_bwd_small_extra(I, H, H);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
