@@ -244,8 +244,8 @@ RF_INLINE void RF_F(gru_gates_backward_body)(const RF_F(gru_bwd) *a, int64_t t, 
 RF_MULTIVERSION(gru_gates_backward, (const RF_F(gru_bwd) *a, int64_t t, int64_t b0, int64_t b1),
                 (a, t, b0, b1))
 
-/* Small path, thread `it` of `nt`: its batch slice for all T steps, its rows of dx; then, after
- * the one barrier, its share of dW_ih, dW_hh and db (rf_wgrad_rows). */
+/* Small path, thread `it` of `nt`: its batch slice for all T steps; then, after the one barrier,
+ * its share of the rows of dx (rf_wgrad_dx_split) and of dW_ih, dW_hh and db (rf_wgrad_rows). */
 static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
                                      int it) {
     const int64_t B = a->B, H = a->H, GH = 3 * H;
@@ -257,10 +257,8 @@ static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad
         RF_F(rf_mmp)(b1 - b0, H, GH, a->da_hh + (t * B + b0) * GH, GH, 1, a->w_hh, GH,
                     a->dh + b0 * H, H);
     }
-    RF_F(rf_wgrad_dx_rows)(w, b0, b1);
-#ifdef RNNFAST_OPENMP
-#pragma omp barrier
-#endif
+    rf_barrier(nt); /* every step's gate gradients are in */
+    RF_F(rf_wgrad_dx_split)(w, nt, it);
     RF_F(rf_wgrad_rows)(w, nt, it);
 }
 

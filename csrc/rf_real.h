@@ -348,24 +348,24 @@ static inline void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgr
     }
 }
 
-/* Small problems, inside the OpenMP region: dx for the batch rows [b0,b1) of one thread... */
-static inline void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1) {
-    const int64_t T = w->T, B = w->B, I = w->I, GH = w->GH;
-    for (int64_t b = b0; b < b1; b++) {
-        for (int64_t t = 0; t < T; t++)
-            memset(w->dx + (t * B + b) * I, 0, (size_t)I * sizeof(real));
-        /* dx[:, b] (T,I) += da_in[:, b] (T,GH) @ w_ih (GH,I) */
-        RF_F(rf_mmp)(T, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, GH, w->dx + b * I, B * I);
-    }
+/* Small problems, inside the OpenMP region, after the time loop and a barrier: thread `it` of
+ * `nt` its share of the T*B rows of dx, contiguous (one product with many rows; per sequence,
+ * the rows of one batch column were B*GH apart and the product ran at half speed)... */
+static inline void RF_F(rf_wgrad_dx_split)(const RF_F(rf_wgrad) *w, int nt, int it) {
+    const int64_t I = w->I, GH = w->GH;
+    int64_t r0, r1;
+    rf_slice(w->T * w->B, nt, it, &r0, &r1);
+    if (r1 <= r0) return;
+    memset(w->dx + r0 * I, 0, (size_t)((r1 - r0) * I) * sizeof(real));
+    /* dx[r0:r1] (.,I) += da_in[r0:r1] (.,GH) @ w_ih (GH,I) */
+    RF_F(rf_mmp)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, w->dx + r0 * I, I);
 }
 
-
-/* ...and, after a barrier, thread `it` of `nt` its share of dW_ih, dW_hh and db. The
- * products run transposed, dW^T = x^T @ da, so that their B operand is the gate gradient (our
- * aligned workspace, contiguous rows) and x, y are only broadcast from; the threads split the
- * I + H rows of (dW_ih^T; dW_hh^T) -- every row is GH wide, so even a small H gives each
- * product full-width vectors (splitting GH instead halves the vector work per load at H = 64) --
- * and the GH columns of db. Every element sums over all steps in the same order whatever the
+/* ...and its share of dW_ih, dW_hh and db. The products run transposed, dW^T = x^T @ da, so
+ * that their B operand is the gate gradient (our aligned workspace, contiguous rows) and x, y
+ * are only broadcast from; the threads split the I + H rows of (dW_ih^T; dW_hh^T) -- every row
+ * is GH wide, so even a small H gives each product full-width vectors (splitting GH instead
+ * halves the vector work per load at H = 64) -- and the GH columns of db. Every element sums over all steps in the same order whatever the
  * split, so the result does not depend on the thread count. */
 static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) {
     const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B;

@@ -177,8 +177,8 @@ RF_INLINE void RF_F(rnn_act_backward_body)(const RF_F(rnn_bwd) *a, int64_t t, in
 RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0, int64_t b1),
                 (a, t, b0, b1))
 
-/* Small path, thread `it` of `nt`: its batch slice for all T steps, its rows of dx; then, after
- * the one barrier, its share of dW_ih, dW_hh and db (rf_wgrad_rows). */
+/* Small path, thread `it` of `nt`: its batch slice for all T steps; then, after the one barrier,
+ * its share of the rows of dx (rf_wgrad_dx_split) and of dW_ih, dW_hh and db (rf_wgrad_rows). */
 static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
                                      int it) {
     const int64_t B = a->B, H = a->H;
@@ -189,10 +189,8 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
         RF_F(rf_mmp)(b1 - b0, H, H, a->da + (t * B + b0) * H, H, 1, a->w_hh, H, a->dh + b0 * H,
                      H);
     }
-    RF_F(rf_wgrad_dx_rows)(w, b0, b1);
-#ifdef RNNFAST_OPENMP
-#pragma omp barrier
-#endif
+    rf_barrier(nt); /* every step's gate gradients are in */
+    RF_F(rf_wgrad_dx_split)(w, nt, it);
     RF_F(rf_wgrad_rows)(w, nt, it);
 }
 
