@@ -164,7 +164,15 @@ static inline int64_t rf_bwd_chunk_steps(int64_t T, int64_t B, int64_t GH) {
 #define RF_NP_F32 128
 #define RF_NP_F64 64
 
-/* Elements of a packed (K,N) matrix for either dtype (panels of the wider RF_NP_F32). */
+/* Row length within a packed (K,N) matrix's panels: RF_NP, or for a matrix of one panel its
+ * width rounded up to a cache line, so that a narrow B (a dx product's I = 32 columns) keeps its
+ * rows 128 bytes apart; spread over 512-byte panel rows, its 128-row blocks would use a quarter
+ * of the L1 sets (measured slower). */
+static inline int64_t rf_packed_ld(int64_t N, int64_t np, int64_t line) {
+    return N > np ? np : (N + line - 1) / line * line;
+}
+
+/* Elements of a packed (K,N) matrix for either dtype (at most panels of the wider RF_NP_F32). */
 static inline int64_t rf_packed_len(int64_t K, int64_t N) {
     return K * ((N + RF_NP_F32 - 1) / RF_NP_F32 * RF_NP_F32);
 }
@@ -191,7 +199,8 @@ void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, in
                const double *Bm, int64_t ldb, double *C, int64_t ldc);
 
 /* The same with B packed: its columns in panels of RF_NP (8 AVX-512 vectors), each panel kp rows
- * of RF_NP contiguous elements (rows [0,K) used), panel p at Bm + p * kp * RF_NP. The product
+ * of ld = rf_packed_ld(N) contiguous elements (rows [0,K) used), panel p at Bm + p * kp * ld;
+ * N must be the packed matrix's full width (it fixes ld). The product
  * kernel reads a panel's rows one after the other instead of one row per ldb (which for weights
  * 1-8 KB wide meant a new page and the same few L1 sets for every row); same sums, same order,
  * so the same bits as rf_mm. The small path packs its weights once per call (rf_pack). RF_NP_F32

@@ -225,13 +225,13 @@ void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, in
 
 void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                 const float *Bm, int64_t kp, float *C, int64_t ldc) {
-    const int64_t ldb = RF_NP_F32, ps = kp * RF_NP_F32;
+    const int64_t ldb = rf_packed_ld(N, RF_NP_F32, 16), ps = kp * ldb;
     RF_MM_DISPATCH(f32, RF_NP_F32);
 }
 
 void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                 const double *Bm, int64_t kp, double *C, int64_t ldc) {
-    const int64_t ldb = RF_NP_F64, ps = kp * RF_NP_F64;
+    const int64_t ldb = rf_packed_ld(N, RF_NP_F64, 8), ps = kp * ldb;
     RF_MM_DISPATCH(f64, RF_NP_F64);
 }
 

@@ -275,18 +275,18 @@ static inline void RF_F(rf_transpose_ld)(real *dst, int64_t ldd, const real *src
  * (K,N) row-major. Columns of the last panel beyond N are left unset (never read). */
 static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N, int trans) {
 #if RF_IS_F32
-    const int64_t np = RF_NP_F32;
+    const int64_t np = RF_NP_F32, ld = rf_packed_ld(N, np, 16);
 #else
-    const int64_t np = RF_NP_F64;
+    const int64_t np = RF_NP_F64, ld = rf_packed_ld(N, np, 8);
 #endif
     for (int64_t c0 = 0; c0 < N; c0 += np) {
         const int64_t nc = N - c0 < np ? N - c0 : np;
-        real *dst = Bp + c0 / np * K * np;
+        real *dst = Bp + c0 / np * K * ld;
         if (trans) /* dst (K,nc) = W[c0:c0+nc, :]^T */
-            RF_F(rf_transpose_blocks)(dst, np, src + c0 * K, K, nc, K);
+            RF_F(rf_transpose_blocks)(dst, ld, src + c0 * K, K, nc, K);
         else
             for (int64_t k = 0; k < K; k++)
-                memcpy(dst + k * np, src + k * N + c0, (size_t)nc * sizeof(real));
+                memcpy(dst + k * ld, src + k * N + c0, (size_t)nc * sizeof(real));
     }
 }
 
