@@ -124,9 +124,7 @@ static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, int nt, int it) {
     for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
         const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
         real *P = RF_F(gru_chunk)(a, t0);
-        if (t0 > 0 && !a->gates) rf_barrier(nt);
-        RF_F(rf_project_rows)(P, GH, a->x + t0 * B * I, tc * B, I, a->WiT, GH, a->b_ih, nt, it);
-        rf_barrier(nt);
+        RF_F(rf_project_slice)(P, GH, a->x, t0, t0 + tc, B, b0, b1, I, a->WiT, GH, a->b_ih);
         for (int64_t t = t0; t < t0 + tc; t++) {
             /* hh[b0:b1] = b_hh + h_{t-1} W_hh^T */
             RF_F(rf_fill_rows)(a->hh + b0 * GH, b1 - b0, GH, a->b_hh, GH);

@@ -125,9 +125,9 @@ static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
     return a->gates ? a->gates + t0 * a->B * 4 * a->H : a->chunk;
 }
 
-/* Small path, thread `it` of `nt`, chunk by chunk: its share of the chunk's projection, a
- * barrier, its batch slice for the chunk's steps with our own products, and (when the chunk
- * buffer is reused) a barrier before the next projection overwrites it. */
+/* Small path, thread `it` of `nt`, chunk by chunk: its batch slice's rows of the chunk's input
+ * projection (rf_project_slice), then its batch slice for the chunk's steps, with our own
+ * products. A thread reads only rows it wrote itself: no barrier. */
 static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, int nt, int it) {
     const int64_t B = a->B, I = a->I, H = a->H, GH = 4 * H;
     int64_t b0, b1;
@@ -135,9 +135,7 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, int nt, int it) {
     for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
         const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
         real *P = RF_F(lstm_chunk)(a, t0);
-        if (t0 > 0 && !a->gates) rf_barrier(nt);
-        RF_F(rf_project_rows)(P, GH, a->x + t0 * B * I, tc * B, I, a->WiT, GH, a->bias, nt, it);
-        rf_barrier(nt);
+        RF_F(rf_project_slice)(P, GH, a->x, t0, t0 + tc, B, b0, b1, I, a->WiT, GH, a->bias);
         for (int64_t t = t0; t < t0 + tc; t++) {
             real *P_t = P + (t - t0) * B * GH;
             /* P_t += h_{t-1} W_hh^T, this thread's rows */

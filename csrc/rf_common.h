@@ -35,8 +35,8 @@
 /* Inference keeps the input projection of at most this many elements (or one step) at a time,
  * so its memory is O(B*H) (bounded by max(B*G*H, this)). Large problems: big enough that the
  * chunk's projection is still one efficient GEMM (at least 4 steps of B rows for the largest
- * benchmark shape); small ones project fewer steps at a time (the threads split each chunk's
- * rows, with a barrier on either side), which keeps the buffer in L2. */
+ * benchmark shape); small ones project fewer steps at a time (each thread its own sequences'
+ * rows), which keeps the buffer in L2. */
 #define RF_CHUNK_ELEMS ((int64_t)1 << 21)
 #define RF_CHUNK_ELEMS_SMALL ((int64_t)1 << 17)
 
@@ -92,10 +92,10 @@ static inline int rf_valid(const int64_t *lengths, int64_t t, int64_t b) {
     return !lengths || t < lengths[b];
 }
 
-/* Threads actually used: at most one per batch row. In the small path's forward, a thread with
- * no sequence of its own could still share the input projection, but the rows it projects must
- * then cross to the cache of the core that runs the steps: measured slower than one thread (at
- * B = 1, LSTM (T,I,H) = (200,64,128): 0.92 vs 0.85 ms, RNN the same or slower). */
+/* Threads actually used: at most one per batch row. (In the small path's forward a thread with
+ * no sequence of its own could only share the input projection, and the rows it projected then
+ * had to cross to the cache of the core running the steps: measured slower than one thread, at
+ * B = 1, LSTM (T,I,H) = (200,64,128): 0.92 vs 0.85 ms; RNN the same or slower.) */
 static inline int rf_threads(int n_threads, int64_t B) {
 #ifdef RNNFAST_OPENMP
     int64_t n = n_threads < 1 ? 1 : n_threads;

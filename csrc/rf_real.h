@@ -250,19 +250,22 @@ static inline void RF_F(rf_fill_rows)(real *rows, int64_t n, int64_t ld, const r
     }
 }
 
-/* Small path, thread `it` of `nt`: its share of the input projection of `rows` rows,
- * P (rows, N; leading dimension ldp) = bias + X (rows, I) @ WT (I, N), the rows split evenly
- * among the threads whatever the batch slices, so that each product has many rows and reads WT
- * once. The caller puts a barrier after it before any thread reads rows another wrote. Every
- * element is the same sum whatever the split (rf_mm's contract). */
-static inline void RF_F(rf_project_rows)(real *P, int64_t ldp, const real *X, int64_t rows,
-                                         int64_t I, const real *WT, int64_t N, const real *bias,
-                                         int nt, int it) {
-    int64_t r0, r1;
-    rf_slice(rows, nt, it, &r0, &r1);
-    if (r1 <= r0) return;
-    RF_F(rf_fill_rows)(P + r0 * ldp, r1 - r0, ldp, bias, N);
-    RF_F(rf_mmp)(r1 - r0, N, I, X + r0 * I, I, 1, WT, I, P + r0 * ldp, ldp);
+/* Small path, one thread: the input projection of its own batch rows [b0,b1) for steps [t0,t1),
+ * P[t - t0, b] (leading dimension ldp, B rows a step) = bias + x[t, b] @ WT (WT packed (I,N)),
+ * one product per step. Only this thread reads the rows afterwards, so no barrier is needed,
+ * and they are in its own core's cache (split among the threads by rows of T*B instead, as
+ * before, half of a thread's rows came from the other core, with two barriers a chunk). Each
+ * element is bias + sum over k in order, whatever the split. */
+static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x, int64_t t0,
+                                          int64_t t1, int64_t B, int64_t b0, int64_t b1,
+                                          int64_t I, const real *WT, int64_t N,
+                                          const real *bias) {
+    if (b1 <= b0) return;
+    for (int64_t t = t0; t < t1; t++) {
+        real *P_t = P + ((t - t0) * B + b0) * ldp;
+        RF_F(rf_fill_rows)(P_t, b1 - b0, ldp, bias, N);
+        RF_F(rf_mmp)(b1 - b0, N, I, x + (t * B + b0) * I, I, 1, WT, I, P_t, ldp);
+    }
 }
 
 /* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (rf_mm.c). */

@@ -83,14 +83,13 @@ RF_INLINE void RF_F(rnn_act_forward_body)(const RF_F(rnn_fwd) *a, int64_t t, int
 RF_MULTIVERSION(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0, int64_t b1),
                 (a, t, b0, b1))
 
-/* Small path, thread `it` of `nt`: its share of the projection of all T steps into y, a
- * barrier, then its batch slice for all T steps. */
+/* Small path, thread `it` of `nt`: its batch slice's rows of the projection of all T steps into
+ * y (rf_project_slice), then its batch slice for all T steps; no barrier. */
 static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, int nt, int it) {
     const int64_t T = a->T, B = a->B, I = a->I, H = a->H;
     int64_t b0, b1;
     rf_slice(B, nt, it, &b0, &b1);
-    RF_F(rf_project_rows)(a->y, H, a->x, T * B, I, a->WiT, H, a->bias, nt, it);
-    rf_barrier(nt);
+    RF_F(rf_project_slice)(a->y, H, a->x, 0, T, B, b0, b1, I, a->WiT, H, a->bias);
     for (int64_t t = 0; t < T; t++) {
         real *y_t = a->y + t * B * H;
         RF_F(rf_mmp)(b1 - b0, H, H, a->h + b0 * H, H, 1, a->WhT, H, y_t + b0 * H, H);
