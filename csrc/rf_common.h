@@ -25,11 +25,13 @@
  * Switch point measured on a 2-core AVX-512 Xeon (float32, 2 threads, ms forward / forward+
  * backward, small path vs large path): at (B,T,I,H) = (64,100,128,256) every cell is faster
  * small (RNN 9.9/29 vs 13.9/39, LSTM 37/113 vs 54/157, GRU 20/84 vs 40/116), as is the RNN at
- * (128,100,512,512) (B*H*H = 2^25: 96/303 vs 110/304); there the LSTM and GRU (B*G*H*H >= 1e8,
- * weights of 3-4 MB per matrix that no core's L2 holds) are as fast or faster large (LSTM
- * 413/1214 vs 485/1314). Override with -DRF_SMALL_MACS=... */
+ * (128,100,512,512) (B*H*H = 2^25: 96/303 vs 110/304). There, with the weights packed (rf_pack),
+ * the GRU (3 * 2^25) is also faster small: inference 286-302 vs 301-422 ms, training forward
+ * 261-292 vs 328-372, backward 677-814 vs 712-804 (three alternating runs); the LSTM (2^27) is
+ * not: inference 361-406 vs 359-388, backward 758-910 vs 801-810. Override with
+ * -DRF_SMALL_MACS=... */
 #ifndef RF_SMALL_MACS
-#define RF_SMALL_MACS ((int64_t)1 << 25)
+#define RF_SMALL_MACS ((int64_t)3 << 25)
 #endif
 
 /* Inference keeps the input projection of at most this many elements (or one step) at a time,

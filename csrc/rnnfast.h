@@ -35,12 +35,12 @@
  *
  * A single time step (streaming) is the sequence kernel with T = 1 and lengths = NULL.
  *
- * Threads: n_threads >= 1 OpenMP threads share the batch. Problems with B*G*H*H <= 2^25
+ * Threads: n_threads >= 1 OpenMP threads share the batch. Problems with B*G*H*H <= 3 * 2^25
  * multiply-adds per step and T*B >= 16 rows (G = 1, 4, 3 for RNN, LSTM, GRU) run every product on
  * the library's own kernel inside one OpenMP region; larger ones (and single steps of a few
  * sequences) call the BLAS, which runs with whatever threads it has, with the element-wise work on
- * the calling thread. Results are bitwise identical for every n_threads. With GCC's OpenMP runtime, do not fork() after a call (use
- * spawn/forkserver start methods with multiprocessing). Kernels hold no global state: concurrent
+ * the calling thread. Results are bitwise identical for every n_threads. With GCC's OpenMP
+ * runtime, do not fork() after a call (use spawn/forkserver start methods with multiprocessing). Kernels hold no global state: concurrent
  * calls from several threads are safe as long as their output and workspace arrays differ.
  *
  * Errors: every kernel returns RNNFAST_OK or an error code; it never aborts, and on error it has

@@ -27,15 +27,16 @@ if not rnnfast.compiled_available():  # pragma: no cover
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 DTYPES = (np.float64, np.float32)
 # (T, B, I, H). The kernels' small path (own products in one OpenMP region) runs when
-# B*G*H*H <= 2**25 (RF_SMALL_MACS) and T*B >= 16 (RF_SMALL_MIN_ROWS); the others take the
-# per-step BLAS path. Both paths: tiny, B=1, T=1, H not a multiple of 8/16, past the size switch,
-# and a long one whose LSTM backward runs the small path in more than one chunk of steps
-# (RF_BWD_CHUNK_ELEMS).
+# B*G*H*H <= 3 * 2**25 (RF_SMALL_MACS) and T*B >= 16 (RF_SMALL_MIN_ROWS); the others take the
+# per-step BLAS path. Both paths: tiny, B=1, T=1, H not a multiple of 8/16, past the size switch
+# (LARGE: the LSTM and GRU; LARGE_RNN: every cell), and a long one whose LSTM backward runs the
+# small path in more than one chunk of steps (RF_BWD_CHUNK_ELEMS).
 MULTI_CHUNK = (37, 16, 5, 128)
 LARGE = (2, 128, 3, 520)
+LARGE_RNN = (2, 380, 3, 520)
 SHAPES = [(5, 3, 4, 7), (1, 1, 3, 5), (6, 1, 9, 13), (4, 9, 17, 31), (3, 2, 5, 520),
           (2, 5, 6, 300), (17, 3, 4, 7), (20, 1, 9, 13), (8, 2, 5, 520), MULTI_CHUNK, LARGE,
-          (3, 129, 6, 515)]
+          (3, 129, 6, 515), LARGE_RNN]
 
 
 def _close(got, want, tol, what=""):
@@ -93,7 +94,7 @@ def test_sequence_kernels_match_reference(cell, shape, dtype):
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("use_lengths", [False, True])
 def test_options_match_reference(cell, bias, with_h0, use_lengths):
-    for shape in [(6, 3, 5, 6), (4, 3, 5, 6), LARGE]:
+    for shape in [(6, 3, 5, 6), (4, 3, 5, 6), LARGE] + ([LARGE_RNN] if "rnn" in cell else []):
         got = _compare(cell, shape, np.float64, bias=bias, with_h0=with_h0,
                        use_lengths=use_lengths, seed=2)
         n_states = 2 if cell == "lstm" else 1
