@@ -165,7 +165,9 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
     if (small) {
-        const int nt = rf_threads(n_threads, B); /* at most one per sequence (rf_threads) */
+        /* inference: at most one thread per sequence (rf_threads); training: all of them, so
+         * that a thread without a sequence stays awake for the backward (rf_fwd_threads) */
+        const int nt = rf_fwd_threads(n_threads, T, B, training);
         RF_RUN_THREADS(nt, RF_F(gru_forward_small), &a);
         return RNNFAST_OK;
     }

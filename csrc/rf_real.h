@@ -252,20 +252,33 @@ static inline void RF_F(rf_fill_rows)(real *rows, int64_t n, int64_t ld, const r
 }
 
 /* Small path, one thread: the input projection of its own batch rows [b0,b1) for steps [t0,t1),
- * P[t - t0, b] (leading dimension ldp, B rows a step) = bias + x[t, b] @ WT (WT packed (I,N)),
- * one product per step. Only this thread reads the rows afterwards, so no barrier is needed,
- * and they are in its own core's cache (split among the threads by rows of T*B instead, as
- * before, half of a thread's rows came from the other core, with two barriers a chunk). Each
- * element is bias + sum over k in order, whatever the split. */
+ * P[t - t0, b] (leading dimension ldp, B rows a step) = bias + x[t, b] @ WT (WT packed (I,N)).
+ * Only this thread reads the rows afterwards, so no barrier is needed, and they are in its own
+ * core's cache (split among the threads by rows of T*B instead, as before, half of a thread's
+ * rows came from the other core, with two barriers a chunk). As few products as the rows allow:
+ * one when the slice is the whole batch (contiguous rows), one per sequence when the slice has
+ * fewer than 4 (rows B apart; one per step would read WT for every row), else one per step.
+ * Each element is bias + sum over k in order, whatever the split. */
 static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x, int64_t t0,
                                           int64_t t1, int64_t B, int64_t b0, int64_t b1,
                                           int64_t I, const real *WT, int64_t N,
                                           const real *bias) {
-    if (b1 <= b0) return;
-    for (int64_t t = t0; t < t1; t++) {
-        real *P_t = P + ((t - t0) * B + b0) * ldp;
-        RF_F(rf_fill_rows)(P_t, b1 - b0, ldp, bias, N);
-        RF_F(rf_mmp)(b1 - b0, N, I, x + (t * B + b0) * I, I, 1, WT, I, P_t, ldp);
+    const int64_t w = b1 - b0, tc = t1 - t0;
+    if (w <= 0) return;
+    if (w == B) {
+        RF_F(rf_fill_rows)(P, tc * B, ldp, bias, N);
+        RF_F(rf_mmp)(tc * B, N, I, x + t0 * B * I, I, 1, WT, I, P, ldp);
+    } else if (w < 4) {
+        for (int64_t b = b0; b < b1; b++) {
+            RF_F(rf_fill_rows)(P + b * ldp, tc, B * ldp, bias, N);
+            RF_F(rf_mmp)(tc, N, I, x + (t0 * B + b) * I, B * I, 1, WT, I, P + b * ldp, B * ldp);
+        }
+    } else {
+        for (int64_t t = t0; t < t1; t++) {
+            real *P_t = P + ((t - t0) * B + b0) * ldp;
+            RF_F(rf_fill_rows)(P_t, w, ldp, bias, N);
+            RF_F(rf_mmp)(w, N, I, x + (t * B + b0) * I, I, 1, WT, I, P_t, ldp);
+        }
     }
 }
 
