@@ -18,8 +18,7 @@ size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
     const int64_t G = 3, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(B * GH); /* alignment slack, hh */
-    if (rf_small(T, B, G, H)) /* W_hh^T, W_ih^T packed */
-        n += rf_pad(rf_packed_len(H, GH)) + rf_pad(rf_packed_len(I, GH));
+    if (rf_small(T, B, G, H)) n += rf_fwd_small_extra(I, H, GH); /* packed weights */
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 3, H) * B * GH);  /* projection chunk */
     return (size_t)n;
 }
@@ -154,19 +153,14 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
     a.hh = w;
     w += rf_pad(B * GH);
     if (small) {
-        real *wit = w, *wht = w + rf_pad(rf_packed_len(I, GH));
-        RF_F(rf_pack)(wit, w_ih, I, GH, 1); /* W_ih^T (I,GH), packed */
-        RF_F(rf_pack)(wht, w_hh, H, GH, 1); /* W_hh^T (H,GH), packed */
-        a.WiT = wit; a.WhT = wht;
-        w += rf_pad(rf_packed_len(I, GH)) + rf_pad(rf_packed_len(H, GH));
+        RF_F(rf_pack_fwd)(w, w_ih, w_hh, I, H, GH, &a.WiT, &a.WhT);
+        w += rf_fwd_small_extra(I, H, GH);
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 3, H);
     a.chunk = training ? NULL : w;
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
     if (small) {
-        /* inference: at most one thread per sequence (rf_threads); training: all of them, so
-         * that a thread without a sequence stays awake for the backward (rf_fwd_threads) */
         const int nt = rf_fwd_threads(n_threads, T, B, training);
         RF_RUN_THREADS(nt, RF_F(gru_forward_small), &a);
         return RNNFAST_OK;
@@ -282,10 +276,7 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
                         w0 + 2 * rf_pad(TB * GH), T, B, I, H, GH};
     if (rf_small(T, B, 3, H)) { /* packed B operands and the transposed weight gradients */
         real *ws = w.ones + rf_pad(TB);
-        real *wi = ws + rf_pad(rf_packed_len(GH, H));
-        RF_F(rf_pack)(ws, w_hh, GH, H, 0); /* packed B operands of dh and dx */
-        RF_F(rf_pack)(wi, w_ih, GH, I, 0);
-        a.w_hh = ws; w.w_ih = wi;
+        RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, GH, &a.w_hh, &w.w_ih);
         w.tw = ws + rf_bwd_small_extra(I, H, GH);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);

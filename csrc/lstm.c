@@ -23,8 +23,7 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(GH); /* alignment slack, bias sum */
-    if (rf_small(T, B, G, H)) /* W_hh^T, W_ih^T packed */
-        n += rf_pad(rf_packed_len(H, GH)) + rf_pad(rf_packed_len(I, GH));
+    if (rf_small(T, B, G, H)) n += rf_fwd_small_extra(I, H, GH); /* packed weights */
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 4, H) * B * GH); /* projection chunk */
     return (size_t)n;
 }
@@ -166,11 +165,8 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, GH) ? w : NULL;
     w += rf_pad(GH);
     if (small) {
-        real *wit = w, *wht = w + rf_pad(rf_packed_len(I, GH));
-        RF_F(rf_pack)(wit, w_ih, I, GH, 1); /* W_ih^T (I,GH), packed */
-        RF_F(rf_pack)(wht, w_hh, H, GH, 1); /* W_hh^T (H,GH), packed */
-        a.WiT = wit; a.WhT = wht;
-        w += rf_pad(rf_packed_len(I, GH)) + rf_pad(rf_packed_len(H, GH));
+        RF_F(rf_pack_fwd)(w, w_ih, w_hh, I, H, GH, &a.WiT, &a.WhT);
+        w += rf_fwd_small_extra(I, H, GH);
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 4, H);
     a.chunk = training ? NULL : w;
@@ -178,8 +174,6 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(c_n, c0, B * H);
 
     if (small) {
-        /* inference: at most one thread per sequence (rf_threads); training: all of them, so
-         * that a thread without a sequence stays awake for the backward (rf_fwd_threads) */
         const int nt = rf_fwd_threads(n_threads, T, B, training);
         RF_RUN_THREADS(nt, RF_F(lstm_forward_small), &a);
         return RNNFAST_OK;
@@ -285,20 +279,12 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
                         a->dh + b0 * H, H);
         }
         RF_F(rf_wgrad_dx_chunk)(w, b0, b1, t0, t1);
-#ifdef RNNFAST_OPENMP
-#pragma omp barrier
-#endif
+        rf_barrier(nt); /* the chunk's gate gradients are in */
         RF_F(rf_wgrad_cols_chunk)(w, j0, j1, t0, t1);
-        if (t0 > 0) {
-#ifdef RNNFAST_OPENMP
-#pragma omp barrier
-#endif
-        }
+        if (t0 > 0) rf_barrier(nt); /* before the next chunk overwrites them */
         t1 = t0;
     }
-#ifdef RNNFAST_OPENMP
-#pragma omp barrier
-#endif
+    rf_barrier(nt); /* the weight copies' space is free for rf_wgrad_finish */
     RF_F(rf_wgrad_finish)(w, j0, j1);
 }
 
@@ -323,10 +309,7 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
         a.Tc = rf_bwd_chunk_steps(T, B, GH);
         real *ws = w0 + rf_pad(a.Tc * B * GH);
         w.ones = NULL;
-        real *wi = ws + rf_pad(rf_packed_len(GH, H));
-        RF_F(rf_pack)(ws, w_hh, GH, H, 0); /* packed B operands of dh and dx */
-        RF_F(rf_pack)(wi, w_ih, GH, I, 0);
-        a.w_hh = ws; w.w_ih = wi;
+        RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, GH, &a.w_hh, &w.w_ih);
         w.tw = ws; /* free once the products are done */
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);

@@ -49,11 +49,12 @@
 #define RF_PAD 16
 #define RF_ALIGN 64
 
-/* ...and at least this many rows (T*B) of input: the small path first packs the weights for
- * its kernel (rf_pack: transposed in forward), (I+H)*G*H element moves, which only pays for itself when the products that
- * follow have rows enough; a step kernel (T = 1) with a few sequences goes to the BLAS path,
- * whose GEMV/GEMM read the weights as they are (measured: a (B,T,I,H) = (1,1,512,512) LSTM step
- * took 4 ms on the small path, nearly all of it the transposes, against 2M multiply-adds). */
+/* The small path also needs at least this many rows (T*B) of input (rf_small): it first packs
+ * the weights for its kernel (rf_pack; transposed in forward), (I+H)*G*H element moves, which
+ * only pays for itself when the products that follow have rows enough; a step kernel (T = 1)
+ * with a few sequences goes to the BLAS path, whose GEMV/GEMM read the weights as they are
+ * (measured: a (B,T,I,H) = (1,1,512,512) LSTM step took 4 ms on the small path, nearly all of
+ * it the weight copies, against 2M multiply-adds). */
 #ifndef RF_SMALL_MIN_ROWS
 #define RF_SMALL_MIN_ROWS 16
 #endif
@@ -171,9 +172,7 @@ static inline int64_t rf_bwd_chunk_steps(int64_t T, int64_t B, int64_t GH) {
     return tc < T ? tc : T;
 }
 
-/* Backward workspace of the small path beyond the gate gradients: packed copies of w_hh (GH,H)
- * and w_ih (GH,I), the B operands of the per-step and dx products (in use or not, the at least
- * GH*(H+I) elements are then the scratch of the weight gradients' final transposes). */
+/* Packed B operands (rf_mmp): panels of 8 AVX-512 vectors' width. */
 #define RF_NP_F32 128
 #define RF_NP_F64 64
 
@@ -190,6 +189,16 @@ static inline int64_t rf_packed_len(int64_t K, int64_t N) {
     return K * ((N + RF_NP_F32 - 1) / RF_NP_F32 * RF_NP_F32);
 }
 
+/* Forward workspace of the small path for its weights: W_ih^T (I,GH) and W_hh^T (H,GH) packed
+ * (rf_pack_fwd). */
+static inline int64_t rf_fwd_small_extra(int64_t I, int64_t H, int64_t GH) {
+    return rf_pad(rf_packed_len(I, GH)) + rf_pad(rf_packed_len(H, GH));
+}
+
+/* Backward workspace of the small path beyond the gate gradients: packed copies of w_hh (GH,H)
+ * and w_ih (GH,I) (rf_pack_bwd), the B operands of the per-step and dx products (in use or not,
+ * the at least GH*(H+I) elements are then the scratch of the weight gradients' final
+ * transposes). */
 static inline int64_t rf_bwd_small_extra(int64_t I, int64_t H, int64_t GH) {
     return rf_pad(rf_packed_len(GH, H)) + rf_pad(rf_packed_len(GH, I));
 }
@@ -232,8 +241,9 @@ void rf_transpose_blocks_f64(double *dst, int64_t ldd, const double *src, int64_
                              int64_t C);
 
 /* The element-wise passes are compiled twice, for AVX-512 and for the baseline ISA, and picked at
- * run time (rf_have_avx512, constant for the process). No FMA contraction happens in either (ISO C
- * mode), so both give the same IEEE results; the AVX-512 one is just 4x wider. */
+ * run time (rf_have_avx512, constant for the process, so results are reproducible). The build
+ * contracts multiply-adds (-ffp-contract=fast) where the ISA has FMA, so the two copies may differ
+ * in the last bit from each other; each is deterministic whatever the thread count. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX512)
 #define RF_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 int rf_have_avx512(void);

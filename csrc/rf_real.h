@@ -282,12 +282,6 @@ static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x, i
     }
 }
 
-/* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (rf_mm.c). */
-static inline void RF_F(rf_transpose_ld)(real *dst, int64_t ldd, const real *src, int64_t lds,
-                                         int64_t R, int64_t C) {
-    RF_F(rf_transpose_blocks)(dst, ldd, src, lds, R, C);
-}
-
 /* Pack a (K,N) B operand for rf_mmp: from W (N,K) row-major (B = W^T) when trans, else from B
  * (K,N) row-major. Columns of the last panel beyond N are left unset (never read). */
 static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N, int trans) {
@@ -307,9 +301,28 @@ static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N
     }
 }
 
-/* The same for contiguous matrices. */
+/* The small path's weights, packed once per call. Forward: W_ih^T (I,GH) then W_hh^T (H,GH) at w
+ * (rf_fwd_small_extra elements). Backward: w_hh (GH,H) then w_ih (GH,I), the B operands of dh
+ * and dx, at w (the first rf_bwd_small_extra elements). */
+static inline void RF_F(rf_pack_fwd)(real *w, const real *w_ih, const real *w_hh, int64_t I,
+                                     int64_t H, int64_t GH, const real **WiT, const real **WhT) {
+    real *wh = w + rf_pad(rf_packed_len(I, GH));
+    RF_F(rf_pack)(w, w_ih, I, GH, 1);
+    RF_F(rf_pack)(wh, w_hh, H, GH, 1);
+    *WiT = w; *WhT = wh;
+}
+
+static inline void RF_F(rf_pack_bwd)(real *w, const real *w_ih, const real *w_hh, int64_t I,
+                                     int64_t H, int64_t GH, const real **Whh, const real **Wih) {
+    real *wi = w + rf_pad(rf_packed_len(GH, H));
+    RF_F(rf_pack)(w, w_hh, GH, H, 0);
+    RF_F(rf_pack)(wi, w_ih, GH, I, 0);
+    *Whh = w; *Wih = wi;
+}
+
+/* dst (C,R) = src (R,C)^T for contiguous matrices (rf_transpose_blocks, rf_mm.c). */
 static inline void RF_F(rf_transpose)(real *dst, const real *src, int64_t R, int64_t C) {
-    RF_F(rf_transpose_ld)(dst, R, src, C, R, C);
+    RF_F(rf_transpose_blocks)(dst, R, src, C, R, C);
 }
 
 static inline void RF_F(rf_copy_or_zero)(real *dst, const real *src, int64_t n) {
@@ -382,8 +395,9 @@ static inline void RF_F(rf_wgrad_dx_split)(const RF_F(rf_wgrad) *w, int nt, int 
  * that their B operand is the gate gradient (our aligned workspace, contiguous rows) and x, y
  * are only broadcast from; the threads split the I + H rows of (dW_ih^T; dW_hh^T) -- every row
  * is GH wide, so even a small H gives each product full-width vectors (splitting GH instead
- * halves the vector work per load at H = 64) -- and the GH columns of db. Every element sums over all steps in the same order whatever the
- * split, so the result does not depend on the thread count. */
+ * halves the vector work per load at H = 64) -- and the GH columns of db. Every element sums
+ * over all steps in the same order whatever the split, so the result does not depend on the
+ * thread count. */
 static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) {
     const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B;
     int64_t r0, r1, j0, j1;
@@ -395,7 +409,7 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) 
     /* dW_ih^T[i0:i1] (.,GH) += x[:, i0:i1]^T (.,TB) @ da_in (TB,GH) */
     if (i1 > i0) {
         RF_F(rf_mm)(i1 - i0, GH, TB, w->x + i0, 1, I, w->da_in, GH, tt + i0 * GH, GH);
-        RF_F(rf_transpose_ld)(w->dw_ih + i0, I, tt + i0 * GH, GH, i1 - i0, GH);
+        RF_F(rf_transpose_blocks)(w->dw_ih + i0, I, tt + i0 * GH, GH, i1 - i0, GH);
     }
     /* dW_hh^T[h0:h1] += (h0; y[0..T-2])[:, h0:h1]^T @ da_hh, step 0 first */
     if (h1 > h0) {
@@ -404,7 +418,7 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) 
         if (T > 1)
             RF_F(rf_mm)(h1 - h0, GH, (T - 1) * B, w->y + h0, 1, H, w->da_hh + B * GH, GH, th,
                         GH);
-        RF_F(rf_transpose_ld)(w->dw_hh + h0, H, th, GH, h1 - h0, GH);
+        RF_F(rf_transpose_blocks)(w->dw_hh + h0, H, th, GH, h1 - h0, GH);
     }
     rf_slice_cols(GH, nt, it, &j0, &j1);
     if (j1 > j0) { /* db_hh is db_ih when both come from the same gate gradient (not GRU) */
@@ -439,15 +453,14 @@ static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, 
         /* per step, the slice's rows at once: dx[t, b0:b1] (.,I) += da_in[t, b0:b1] @ w_ih */
         for (int64_t t = t0; t < t1; t++)
             RF_F(rf_mmp)(b1 - b0, I, GH, w->da_in + ((t - t0) * B + b0) * GH, GH, 1, w->w_ih, GH,
-                        w->dx + (t * B + b0) * I, I);
+                         w->dx + (t * B + b0) * I, I);
     } else {
         /* per sequence, the chunk's steps at once: dx[t0:t1, b] (.,I) += da_in[chunk, b] @ w_ih */
         for (int64_t b = b0; b < b1; b++)
             RF_F(rf_mmp)(t1 - t0, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, GH,
-                        w->dx + (t0 * B + b) * I, B * I);
+                         w->dx + (t0 * B + b) * I, B * I);
     }
 }
-
 
 /* Columns [j0,j1) of dW_ih^T, dW_hh^T and db for the chunk's steps; the first chunk (t1 == T)
  * starts them from zero. dW_ih^T[:, j0:j1] (I,M) is kept in the memory of its final place, rows

@@ -15,8 +15,7 @@
 size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(H); /* alignment slack, bias sum */
-    if (rf_small(T, B, 1, H)) /* W_hh^T, W_ih^T packed */
-        n += rf_pad(rf_packed_len(H, H)) + rf_pad(rf_packed_len(I, H));
+    if (rf_small(T, B, 1, H)) n += rf_fwd_small_extra(I, H, H); /* packed weights */
     return (size_t)n;
 }
 
@@ -114,10 +113,7 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, H) ? w : NULL;
     w += rf_pad(H);
     if (small) {
-        real *wit = w, *wht = w + rf_pad(rf_packed_len(I, H));
-        RF_F(rf_pack)(wit, w_ih, I, H, 1); /* W_ih^T (I,H), packed */
-        RF_F(rf_pack)(wht, w_hh, H, H, 1); /* W_hh^T (H,H), packed */
-        a.WiT = wit; a.WhT = wht;
+        RF_F(rf_pack_fwd)(w, w_ih, w_hh, I, H, H, &a.WiT, &a.WhT);
     }
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
@@ -212,10 +208,8 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
                         w0 + rf_pad(TB * H), T, B, I, H, H};
     if (rf_small(T, B, 1, H)) { /* packed B operands and the transposed weight gradients */
-        real *ws = w.ones + rf_pad(TB), *wi = ws + rf_pad(rf_packed_len(H, H));
-        RF_F(rf_pack)(ws, w_hh, H, H, 0);
-        RF_F(rf_pack)(wi, w_ih, H, I, 0);
-        a.w_hh = ws; w.w_ih = wi;
+        real *ws = w.ones + rf_pad(TB);
+        RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, H, &a.w_hh, &w.w_ih);
         w.tw = ws + rf_bwd_small_extra(I, H, H);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);

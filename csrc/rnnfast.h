@@ -40,8 +40,9 @@
  * the library's own kernel inside one OpenMP region; larger ones (and single steps of a few
  * sequences) call the BLAS, which runs with whatever threads it has, with the element-wise work on
  * the calling thread. Results are bitwise identical for every n_threads. With GCC's OpenMP
- * runtime, do not fork() after a call (use spawn/forkserver start methods with multiprocessing). Kernels hold no global state: concurrent
- * calls from several threads are safe as long as their output and workspace arrays differ.
+ * runtime, do not fork() after a call (use spawn/forkserver start methods with multiprocessing).
+ * Kernels hold no global state: concurrent calls from several threads are safe as long as their
+ * output and workspace arrays differ.
  *
  * Errors: every kernel returns RNNFAST_OK or an error code; it never aborts, and on error it has
  * touched no output. It cannot check that arrays are as long as the sizes say: that is the caller's
