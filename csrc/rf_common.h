@@ -184,6 +184,11 @@ static inline int64_t rf_packed_ld(int64_t N, int64_t np, int64_t line) {
     return N > np ? np : (N + line - 1) / line * line;
 }
 
+/* ...for each dtype (cache lines of 16 floats, 8 doubles): the one place rf_pack and rf_mmp take
+ * it from. */
+static inline int64_t rf_packed_ld_f32(int64_t N) { return rf_packed_ld(N, RF_NP_F32, 16); }
+static inline int64_t rf_packed_ld_f64(int64_t N) { return rf_packed_ld(N, RF_NP_F64, 8); }
+
 /* Elements of a packed (K,N) matrix for either dtype (at most panels of the wider RF_NP_F32). */
 static inline int64_t rf_packed_len(int64_t K, int64_t N) {
     return K * ((N + RF_NP_F32 - 1) / RF_NP_F32 * RF_NP_F32);

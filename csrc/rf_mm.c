@@ -16,7 +16,7 @@
  *  - packed B (rf_mmp) and at least 4 rows: tiles of 4-12 rows x 2 vectors (mm_tiles), k in
  *    blocks of RF_TKC and columns in blocks of RF_TNC, so a block of B stays in L2 while each
  *    tile's rows of A stay in L1. Against the 4x4 blocks below, measured side by side in one
- *    process (2 threads, medians): a 6400x512x512 projection 86-99 -> 110-114 GFLOP/s on one
+ *    process (2 threads, medians): a 6400x512x512 projection 86-99 -> 110-122 GFLOP/s on one
  *    core; LSTM (64,100,128,256) inference and training forward 3-10% faster, GRU
  *    (128,100,512,512) inference 3-11%, the small shapes 0-5%; the RNN at 512 within +-5%;
  *  - otherwise (plain B: the weight gradients' products, whose B rows may lie 4 KB apart, where
@@ -185,9 +185,10 @@ strip_##sfx(const int MR, int64_t nc, int64_t K, const real *A, int64_t lda, int
             const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {               \
     const int64_t NP = 8 * W;                                                                   \
     int64_t j = 0;                                                                              \
-    for (; j + 2 * W <= nc; j += 2 * W)                                                         \
-        block_##sfx(MR, 2, (maskt)-1, K, A, lda, acs, Bm + j / NP * pstride + j % NP, ldb,      \
-                    C + j, ldc);                                                                \
+    for (; j + 2 * W <= nc; j += 2 * W) {                                                       \
+        const real *b = Bm + j / NP * pstride + j % NP;                                         \
+        block_##sfx(MR, 2, (maskt)-1, K, A, lda, acs, b, ldb, C + j, ldc);                      \
+    }                                                                                           \
     if (j < nc) {                                                                               \
         const int64_t rem = nc - j;                                                             \
         const int64_t r1 = rem > W ? rem - W : rem;                                             \
@@ -282,12 +283,10 @@ int rf_have_avx512(void) {
  * Bm + p * pstride, rows ldb apart within a panel: an unpacked B is pstride = np. */
 #ifdef RF_HAVE_AVX512_KERNEL
 #define RF_MM_DISPATCH(sfx, np, tiles)                                                          \
-    if (rf_have_avx512() && (tiles) && M >= RF_TILE_MIN_M) {                                    \
+    if (!rf_have_avx512()) mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, np, ps, C, ldc);      \
+    else if ((tiles) && M >= RF_TILE_MIN_M)                                                     \
         mm_tiles_##sfx(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc);                             \
-        return;                                                                                 \
-    }                                                                                           \
-    if (rf_have_avx512()) { mm_avx512_##sfx(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc); return; } \
-    mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, np, ps, C, ldc)
+    else mm_avx512_##sfx(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc)
 #else
 #define RF_MM_DISPATCH(sfx, np, tiles)                                                          \
     mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, np, ps, C, ldc)
@@ -307,13 +306,13 @@ void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, in
 
 void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                 const float *Bm, int64_t kp, float *C, int64_t ldc) {
-    const int64_t ldb = rf_packed_ld(N, RF_NP_F32, 16), ps = kp * ldb;
+    const int64_t ldb = rf_packed_ld_f32(N), ps = kp * ldb;
     RF_MM_DISPATCH(f32, RF_NP_F32, 1);
 }
 
 void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                 const double *Bm, int64_t kp, double *C, int64_t ldc) {
-    const int64_t ldb = rf_packed_ld(N, RF_NP_F64, 8), ps = kp * ldb;
+    const int64_t ldb = rf_packed_ld_f64(N), ps = kp * ldb;
     RF_MM_DISPATCH(f64, RF_NP_F64, 1);
 }
 

@@ -285,11 +285,7 @@ static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x, i
 /* Pack a (K,N) B operand for rf_mmp: from W (N,K) row-major (B = W^T) when trans, else from B
  * (K,N) row-major. Columns of the last panel beyond N are left unset (never read). */
 static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N, int trans) {
-#if RF_IS_F32
-    const int64_t np = RF_NP_F32, ld = rf_packed_ld(N, np, 16);
-#else
-    const int64_t np = RF_NP_F64, ld = rf_packed_ld(N, np, 8);
-#endif
+    const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ld = RF_F(rf_packed_ld)(N);
     for (int64_t c0 = 0; c0 < N; c0 += np) {
         const int64_t nc = N - c0 < np ? N - c0 : np;
         real *dst = Bp + c0 / np * K * ld;
