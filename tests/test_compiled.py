@@ -1,7 +1,8 @@
 """The compiled kernels (rnnfast._kernels) against their NumPy twins (rnnfast.reference).
 
 Every kernel, every cell (RNN tanh/relu, LSTM, GRU), float64 to 1e-10 and float32 to 1e-4
-(relative to each array's largest magnitude): sequence forward in training and inference mode,
+(relative to each array's largest magnitude; the sequence kernels' float32 results against the
+reference run in float64 on the same inputs, see _close): sequence forward in training and inference mode,
 backward, step forward/backward, with and without initial states, lengths and biases, on fixed
 shapes that reach both code paths (small problems: one OpenMP region with our own products;
 large ones: per-step BLAS) and on random shapes from hypothesis. Then what the binding promises:
@@ -13,7 +14,7 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import rnnfast
 from rnnfast import reference as R
@@ -39,14 +40,29 @@ SHAPES = [(5, 3, 4, 7), (1, 1, 3, 5), (6, 1, 9, 13), (4, 9, 17, 31), (3, 2, 5, 5
           (3, 129, 6, 515), LARGE_RNN]
 
 
-def _close(got, want, tol, what=""):
+def _rel_err(got, want):
+    """Largest |got - want| relative to want's largest magnitude."""
+    if not want.size:
+        return 0.0
+    scale = max(float(np.max(np.abs(want))), 1e-30)
+    return float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))) / scale
+
+
+def _close(got, want, tol, what="", truth=None):
+    """got matches want to tol (relative to want's largest magnitude). With ``truth`` (the same
+    computation in float64), a float32 result is measured against it instead, and may be off by
+    up to 4x the float32 reference's own error where that exceeds tol: a sum that cancels (a
+    bias gradient summing terms of both signs to nearly zero) cannot be relatively accurate in
+    float32 by either implementation."""
     if want is None:
         assert got is None, what
         return
     assert got.shape == want.shape and got.dtype == want.dtype, what
-    scale = max(float(np.max(np.abs(want))), 1e-30) if want.size else 1.0
-    err = float(np.max(np.abs(got.astype(np.float64) - want))) / scale if want.size else 0.0
-    assert err <= tol, f"{what}: relative error {err:.2e} > {tol:.0e}"
+    if truth is not None:
+        tol = max(tol, 4 * _rel_err(want, truth))
+        want = truth
+    err = _rel_err(got, want)
+    assert err <= tol, f"{what}: relative error {err:.2e} > {tol:.1e}"
 
 
 def _inputs(cell, T, B, I, H, dtype, seed=0, bias=True, with_h0=True, use_lengths=False):
@@ -72,12 +88,21 @@ def _everything(mod, cell, x, h0, c0, w, lengths, dy, ds):
     return [y, *states, dx, *dstates, *dw, yi, *states_i]
 
 
+def _as_float64(a):
+    if isinstance(a, (tuple, list)):
+        return type(a)(_as_float64(v) for v in a)
+    return a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype == np.float32 else a
+
+
 def _compare(cell, shape, dtype, **kw):
     args = _inputs(cell, *shape, dtype, **kw)
     want = _everything(R, cell, *args)
     got = _everything(K, cell, *args)
-    for i, (g, r) in enumerate(zip(got, want)):
-        _close(g, r, TOL[dtype], f"{cell} {shape} {dtype.__name__} {kw} output {i}")
+    # float32: also the reference in float64 on the same (float32-valued) inputs, the truth both
+    # float32 implementations approximate
+    truth = _everything(R, cell, *_as_float64(args)) if dtype == np.float32 else [None] * len(want)
+    for i, (g, r, t) in enumerate(zip(got, want, truth)):
+        _close(g, r, TOL[dtype], f"{cell} {shape} {dtype.__name__} {kw} output {i}", truth=t)
     return got
 
 
@@ -117,6 +142,10 @@ def test_lengths_edge_values():
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# found by CI's hypothesis run: db_ih of H = 1 is a sum of 40 terms that cancels to 1.4e-3; the
+# float32 reference is 2.9e-4 off the float64 truth, the compiled kernel 1.4e-5
+@example(cell="rnn_tanh", T=5, B=8, I=13, H=1, f32=True, bias=True, with_h0=False,
+         use_lengths=True, seed=4157)
 @given(cell=st.sampled_from(CELLS), T=st.integers(1, 6), B=st.integers(1, 9),
        I=st.integers(1, 20), H=st.integers(1, 40), f32=st.booleans(), bias=st.booleans(),
        with_h0=st.booleans(), use_lengths=st.booleans(), seed=st.integers(0, 2**16))
