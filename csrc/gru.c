@@ -28,7 +28,9 @@ size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     /* alignment slack, da_in, da_hh, ones */
     int64_t n = RF_PAD + 2 * rf_pad(T * B * GH) + rf_pad(T * B);
-    if (rf_small(T, B, G, H)) n += rf_bwd_small_extra(I, H, GH) + rf_pad((I + H) * GH); /* + dW^T */
+    if (rf_small(T, B, G, H)) /* + dW^T and the weight gradients' packed operands */
+        n += rf_bwd_small_extra(I, H, GH) + rf_pad((I + H) * GH) +
+             rf_wgrad_pack_len(T, B, I, H, GH);
     return (size_t)n;
 }
 
@@ -278,6 +280,7 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
         real *ws = w.ones + rf_pad(TB);
         RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, GH, &a.w_hh, &w.w_ih);
         w.tw = ws + rf_bwd_small_extra(I, H, GH);
+        if (rf_wgrad_packed_used(T, B, I, H, GH, (int64_t)sizeof(real))) w.pk = w.tw + rf_pad((I + H) * GH);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 

@@ -237,6 +237,42 @@ void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, in
 void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                 const double *Bm, int64_t kp, double *C, int64_t ldc);
 
+/* Both operands packed, for the weight gradients of large problems (rf_wgrad_packed): A (M,K)
+ * in panels of up to 12 rows, each k-major, written by rf_pack_at from A(i,k) = rows[k][i0 + i];
+ * B packed as for rf_mmp. C += A @ B with the same per-element order as rf_mm. rf_mm.c. */
+void rf_pack_at_f32(float *Ap, int64_t M, int64_t K, const float *const *rows, int64_t i0);
+void rf_pack_at_f64(double *Ap, int64_t M, int64_t K, const double *const *rows, int64_t i0);
+void rf_mm_pp_f32(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bm, int64_t kp,
+                  float *C, int64_t ldc);
+void rf_mm_pp_f64(int64_t M, int64_t N, int64_t K, const double *Ap, const double *Bm,
+                  int64_t kp, double *C, int64_t ldc);
+
+/* The small path's weight gradients run on packed operands (rf_wgrad_packed) when the gate
+ * gradient's rows lie at least RF_WGRAD_PACK_BYTES apart and the products have at least
+ * RF_WGRAD_PACK_MACS multiply-adds, (I+H)*GH*T*B; blocks of RF_WKC steps' rows. In place, rows
+ * that far apart fall in a few L1 sets. Measured side by side (backward, 2 threads, time packed /
+ * plain): float RNN (128,100,512,512) 0.82, GRU (128,100,512,512) 0.76, GRU (64,100,128,256)
+ * 0.88-0.89; double RNN and GRU (64,100,128,256) 0.86; but float RNN (64,100,128,256), rows 1 KB
+ * apart, 1.04, and (32,100,64,128) 1.14 (RNN) and 0.98 (GRU), too short to repay the packing and
+ * the two barriers per block. */
+#ifndef RF_WGRAD_PACK_MACS
+#define RF_WGRAD_PACK_MACS ((int64_t)1 << 26)
+#endif
+#ifndef RF_WGRAD_PACK_BYTES
+#define RF_WGRAD_PACK_BYTES 2048
+#endif
+#define RF_WKC 256
+static inline int rf_wgrad_packed_used(int64_t T, int64_t B, int64_t I, int64_t H, int64_t GH,
+                                       int64_t elem_size) {
+    return GH * elem_size >= RF_WGRAD_PACK_BYTES && (I + H) * GH * T * B >= RF_WGRAD_PACK_MACS;
+}
+/* Workspace of rf_wgrad_packed (for either dtype): one block of the gate gradient, packed, and
+ * the A panels of every thread's rows of one product. */
+static inline int64_t rf_wgrad_pack_len(int64_t T, int64_t B, int64_t I, int64_t H, int64_t GH) {
+    if (!rf_wgrad_packed_used(T, B, I, H, GH, (int64_t)sizeof(double))) return 0;
+    return rf_pad(rf_packed_len(RF_WKC, GH)) + rf_pad(RF_WKC * (I > H ? I : H));
+}
+
 /* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (the weights' copies
  * for our products, the weight gradients' final layout). rf_mm.c: 16x16 blocks in AVX-512
  * registers where the CPU has them (float), 16x16 tiles element by element otherwise. */

@@ -21,7 +21,11 @@
  *    (128,100,512,512) inference 3-11%, the small shapes 0-5%; the RNN at 512 within +-5%;
  *  - otherwise (plain B: the weight gradients' products, whose B rows may lie 4 KB apart, where
  *    the tiles measured 4-14% slower; fewer than 4 rows) 4 rows x 4 vectors of C in 16
- *    registers, or one row x 8 vectors for the rows left over (mm_avx512).
+ *    registers, or one row x 8 vectors for the rows left over (mm_avx512);
+ *  - both operands packed (rf_mm_pp, with rf_pack_at: the weight gradients of large problems,
+ *    rf_wgrad_packed in rf_real.h): the same tiles, A's rows of a tile k-major in one panel.
+ *    A 512x512x12800 product with A a transposed view (x^T), rows 2 KB apart, on one core:
+ *    59-67 GFLOP/s plain, 101-102 packed (packing B alone: 70-75).
  */
 #include "rf_common.h"
 
@@ -58,6 +62,41 @@ static void name(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, in
 }
 RF_GENERIC_PANELS(float, mm_panels_f32, mm_generic_f32)
 RF_GENERIC_PANELS(double, mm_panels_f64, mm_generic_f64)
+
+/* Rows [*i, *i + *mr) of block q of M rows in blocks of at most 12 (sizes differing by at most
+ * one): the row tiles of mm_tiles and the A panels of rf_pack_at / rf_mm_pp. */
+static inline int64_t tile_blocks(int64_t M) { return (M + 11) / 12; }
+static inline void tile_rows(int64_t M, int64_t q, int64_t *i, int *mr) {
+    const int64_t nblk = tile_blocks(M), base = M / nblk, extra = M % nblk;
+    *i = q * base + (q < extra ? q : extra);
+    *mr = (int)(base + (q < extra));
+}
+
+/* C += A B with A in panels (rf_pack_at) and B packed (rf_pack layout, kp rows a panel). */
+#define RF_GENERIC_PP(real, name, np, packed_ld)                                                \
+static void name(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int64_t kp,  \
+                 real *C, int64_t ldc) {                                                        \
+    const int64_t ldb = packed_ld(N);                                                           \
+    for (int64_t q = 0, off = 0; q < tile_blocks(M); q++) {                                     \
+        int64_t i0;                                                                             \
+        int mr;                                                                                 \
+        tile_rows(M, q, &i0, &mr);                                                              \
+        for (int r = 0; r < mr; r++) {                                                          \
+            real *c_i = C + (i0 + r) * ldc;                                                     \
+            for (int64_t k = 0; k < K; k++) {                                                   \
+                const real a = Ap[off + k * mr + r];                                            \
+                for (int64_t j0 = 0; j0 < N; j0 += (np)) {                                      \
+                    const real *b = Bm + j0 / (np) * kp * ldb + k * ldb - j0;                   \
+                    const int64_t j1 = N - j0 < (np) ? N : j0 + (np);                           \
+                    for (int64_t j = j0; j < j1; j++) c_i[j] = c_i[j] + a * b[j];               \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        off += (int64_t)mr * K;                                                                 \
+    }                                                                                           \
+}
+RF_GENERIC_PP(float, mm_pp_generic_f32, RF_NP_F32, rf_packed_ld_f32)
+RF_GENERIC_PP(double, mm_pp_generic_f64, RF_NP_F64, rf_packed_ld_f64)
 
 #ifdef RF_HAVE_AVX512_KERNEL
 #ifndef RF_KC
@@ -234,6 +273,44 @@ mm_tiles_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int6
 RF_AVX512_TILES(float, 16, f32, __mmask16)
 RF_AVX512_TILES(double, 8, f64, __mmask8)
 
+/* Both operands packed (rf_mm_pp): each block's rows of A k-major in one contiguous panel, so
+ * the MR broadcasts per k come from one cache line or two at fixed offsets; columns in blocks
+ * of RF_TNC, as in mm_tiles. */
+#define RF_AVX512_PP(real, W, sfx)                                                              \
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
+mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int64_t ldb,       \
+            int64_t ps, real *C, int64_t ldc) {                                                 \
+    const int64_t NP = 8 * W;                                                                   \
+    for (int64_t jc = 0; jc < N; jc += RF_TNC) {                                                \
+        const int64_t nc = N - jc < RF_TNC ? N - jc : RF_TNC;                                   \
+        const real *b = Bm + jc / NP * ps;                                                      \
+        for (int64_t q = 0, off = 0; q < tile_blocks(M); q++) {                                 \
+            int64_t i;                                                                          \
+            int mr;                                                                             \
+            tile_rows(M, q, &i, &mr);                                                           \
+            const real *a = Ap + off;                                                           \
+            real *c = C + i * ldc + jc;                                                         \
+            off += (int64_t)mr * K;                                                             \
+            switch (mr) {                                                                       \
+            case 1: strip_##sfx(1, nc, K, a, 1, 1, b, ldb, ps, c, ldc); break;                  \
+            case 2: strip_##sfx(2, nc, K, a, 1, 2, b, ldb, ps, c, ldc); break;                  \
+            case 3: strip_##sfx(3, nc, K, a, 1, 3, b, ldb, ps, c, ldc); break;                  \
+            case 4: strip_##sfx(4, nc, K, a, 1, 4, b, ldb, ps, c, ldc); break;                  \
+            case 5: strip_##sfx(5, nc, K, a, 1, 5, b, ldb, ps, c, ldc); break;                  \
+            case 6: strip_##sfx(6, nc, K, a, 1, 6, b, ldb, ps, c, ldc); break;                  \
+            case 7: strip_##sfx(7, nc, K, a, 1, 7, b, ldb, ps, c, ldc); break;                  \
+            case 8: strip_##sfx(8, nc, K, a, 1, 8, b, ldb, ps, c, ldc); break;                  \
+            case 9: strip_##sfx(9, nc, K, a, 1, 9, b, ldb, ps, c, ldc); break;                  \
+            case 10: strip_##sfx(10, nc, K, a, 1, 10, b, ldb, ps, c, ldc); break;               \
+            case 11: strip_##sfx(11, nc, K, a, 1, 11, b, ldb, ps, c, ldc); break;               \
+            default: strip_##sfx(12, nc, K, a, 1, 12, b, ldb, ps, c, ldc); break;               \
+            }                                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+}
+RF_AVX512_PP(float, 16, f32)
+RF_AVX512_PP(double, 8, f64)
+
 /* One 16x16 block: dst (16 rows, leading dimension ldd) = src (16 rows, lds)^T, in registers:
  * unpack pairs of rows, shuffle pairs of pairs within 128-bit lanes, then move lanes twice. */
 __attribute__((target("avx512f"))) static void tr16_f32(float *dst, int64_t ldd, const float *src,
@@ -315,6 +392,41 @@ void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, i
     const int64_t ldb = rf_packed_ld_f64(N), ps = kp * ldb;
     RF_MM_DISPATCH(f64, RF_NP_F64, 1);
 }
+
+/* A (M,K) in panels: block q of tile_rows, element (i,k) at Ap[off_q + k * mr + (i - i_q)],
+ * off_q the sum of mr * K over the blocks before it; A(i,k) = rows[k][i0 + i]. */
+#define RF_PACK_AT(real, sfx)                                                                   \
+void rf_pack_at_##sfx(real *Ap, int64_t M, int64_t K, const real *const *rows, int64_t i0) {   \
+    for (int64_t q = 0, off = 0; q < tile_blocks(M); q++) {                                     \
+        int64_t i;                                                                              \
+        int mr;                                                                                 \
+        tile_rows(M, q, &i, &mr);                                                               \
+        for (int64_t k = 0; k < K; k++)                                                         \
+            memcpy(Ap + off + k * mr, rows[k] + i0 + i, (size_t)mr * sizeof(real));             \
+        off += (int64_t)mr * K;                                                                 \
+    }                                                                                           \
+}
+RF_PACK_AT(float, f32)
+RF_PACK_AT(double, f64)
+
+#ifdef RF_HAVE_AVX512_KERNEL
+#define RF_MM_PP_AVX512(sfx)                                                                    \
+    if (rf_have_avx512()) {                                                                     \
+        const int64_t ldb = rf_packed_ld_##sfx(N);                                              \
+        mm_pp_##sfx(M, N, K, Ap, Bm, ldb, kp * ldb, C, ldc);                                    \
+        return;                                                                                 \
+    }
+#else
+#define RF_MM_PP_AVX512(sfx)
+#endif
+#define RF_MM_PP(real, sfx)                                                                     \
+void rf_mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm,           \
+                    int64_t kp, real *C, int64_t ldc) {                                         \
+    RF_MM_PP_AVX512(sfx)                                                                        \
+    mm_pp_generic_##sfx(M, N, K, Ap, Bm, kp, C, ldc);                                           \
+}
+RF_MM_PP(float, f32)
+RF_MM_PP(double, f64)
 
 /* ---- transposes: dst (C,R) = src (R,C)^T, leading dimensions ldd and lds --------------------- */
 #define RF_TRANSPOSE_TILES(real, name)                                                          \

@@ -347,6 +347,7 @@ typedef struct {
     real *ones;                                 /* T*B elements of workspace (BLAS path) */
     int64_t T, B, I, H, GH;
     real *tw;  /* small path: scratch of rf_wgrad_finish, or (I+H)*GH for rf_wgrad_rows */
+    real *pk;  /* small path, rf_wgrad_packed_used: rf_wgrad_pack_len elements */
 } RF_F(rf_wgrad);
 
 /* Large problems: single GEMMs over all steps (the BLAS's threads). */
@@ -387,34 +388,82 @@ static inline void RF_F(rf_wgrad_dx_split)(const RF_F(rf_wgrad) *w, int nt, int 
     RF_F(rf_mmp)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, w->dx + r0 * I, I);
 }
 
+/* One weight gradient of a large problem, its rows [r0,r1) of M split among the threads:
+ * dW_ih^T (I,GH) = x^T @ da_in, or (hh) dW_hh^T (H,GH) = h_prev^T @ da_hh with h_prev = (h0;
+ * y[0..T-2]) (a missing h0 is zeros: those steps are skipped). Block by block of RF_WKC rows of
+ * the gate gradient: all threads pack a share of the block (after a barrier, so nobody still
+ * reads the last one), a barrier, then each packs its own rows of x^T or h_prev^T and runs
+ * rf_mm_pp. Every element still sums k = 0..K-1 in order. */
+static inline void RF_F(rf_wgrad_packed)(const RF_F(rf_wgrad) *w, int nt, int it, int hh,
+                                         int64_t r0, int64_t r1) {
+    const int64_t B = w->B, GH = w->GH, TB = w->T * B, M = hh ? w->H : w->I;
+    const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ldp = RF_F(rf_packed_ld)(GH);
+    const real *D = hh ? w->da_hh : w->da_in;
+    real *tt = w->tw + (hh ? w->I * GH : 0), *Bp = w->pk;
+    real *Ap = w->pk + rf_pad(rf_packed_len(RF_WKC, GH)) + r0 * RF_WKC;
+    const real *rows[RF_WKC];
+    if (r1 > r0) memset(tt + r0 * GH, 0, (size_t)((r1 - r0) * GH) * sizeof(real));
+    for (int64_t pc = hh && !w->h0 ? B : 0; pc < TB; pc += RF_WKC) {
+        const int64_t kc = TB - pc < RF_WKC ? TB - pc : RF_WKC;
+        int64_t s0, s1;
+        rf_slice(kc, nt, it, &s0, &s1);
+        rf_barrier(nt);
+        for (int64_t c0 = 0; c0 < GH; c0 += np) {
+            const int64_t nc = GH - c0 < np ? GH - c0 : np;
+            real *dst = Bp + c0 / np * RF_WKC * ldp;
+            for (int64_t k = s0; k < s1; k++)
+                memcpy(dst + k * ldp, D + (pc + k) * GH + c0, (size_t)nc * sizeof(real));
+        }
+        rf_barrier(nt);
+        if (r1 <= r0) continue;
+        for (int64_t k = 0; k < kc; k++) {
+            const int64_t kk = pc + k;
+            rows[k] = !hh ? w->x + kk * M : kk < B ? w->h0 + kk * M : w->y + (kk - B) * M;
+        }
+        RF_F(rf_pack_at)(Ap, r1 - r0, kc, rows, r0);
+        RF_F(rf_mm_pp)(r1 - r0, GH, kc, Ap, Bp, RF_WKC, tt + r0 * GH, GH);
+    }
+    if (r1 > r0)
+        RF_F(rf_transpose_blocks)((hh ? w->dw_hh : w->dw_ih) + r0, M, tt + r0 * GH, GH, r1 - r0,
+                                  GH);
+}
+
 /* ...and its share of dW_ih, dW_hh and db. The products run transposed, dW^T = x^T @ da, so
  * that their B operand is the gate gradient (our aligned workspace, contiguous rows) and x, y
  * are only broadcast from; the threads split the I + H rows of (dW_ih^T; dW_hh^T) -- every row
  * is GH wide, so even a small H gives each product full-width vectors (splitting GH instead
- * halves the vector work per load at H = 64) -- and the GH columns of db. Every element sums
- * over all steps in the same order whatever the split, so the result does not depend on the
- * thread count. */
+ * halves the vector work per load at H = 64) -- and the GH columns of db. Large problems split
+ * the I rows of dW_ih^T, then the H rows of dW_hh^T, and pack both operands
+ * (rf_wgrad_packed). Every element sums over all steps in the same order whatever the split,
+ * so the result does not depend on the thread count. */
 static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) {
     const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B;
     int64_t r0, r1, j0, j1;
-    rf_slice(I + H, nt, it, &r0, &r1);
-    real *tt = w->tw; /* (I + H, GH): dW_ih^T then dW_hh^T */
-    if (r1 > r0) memset(tt + r0 * GH, 0, (size_t)((r1 - r0) * GH) * sizeof(real));
-    const int64_t i0 = r0 < I ? r0 : I, i1 = r1 < I ? r1 : I; /* rows of dW_ih^T */
-    const int64_t h0 = (r0 > I ? r0 : I) - I, h1 = (r1 > I ? r1 : I) - I; /* of dW_hh^T */
-    /* dW_ih^T[i0:i1] (.,GH) += x[:, i0:i1]^T (.,TB) @ da_in (TB,GH) */
-    if (i1 > i0) {
-        RF_F(rf_mm)(i1 - i0, GH, TB, w->x + i0, 1, I, w->da_in, GH, tt + i0 * GH, GH);
-        RF_F(rf_transpose_blocks)(w->dw_ih + i0, I, tt + i0 * GH, GH, i1 - i0, GH);
-    }
-    /* dW_hh^T[h0:h1] += (h0; y[0..T-2])[:, h0:h1]^T @ da_hh, step 0 first */
-    if (h1 > h0) {
-        real *th = tt + (I + h0) * GH;
-        if (w->h0) RF_F(rf_mm)(h1 - h0, GH, B, w->h0 + h0, 1, H, w->da_hh, GH, th, GH);
-        if (T > 1)
-            RF_F(rf_mm)(h1 - h0, GH, (T - 1) * B, w->y + h0, 1, H, w->da_hh + B * GH, GH, th,
-                        GH);
-        RF_F(rf_transpose_blocks)(w->dw_hh + h0, H, th, GH, h1 - h0, GH);
+    if (w->pk) {
+        rf_slice(I, nt, it, &r0, &r1);
+        RF_F(rf_wgrad_packed)(w, nt, it, 0, r0, r1);
+        rf_slice(H, nt, it, &r0, &r1);
+        RF_F(rf_wgrad_packed)(w, nt, it, 1, r0, r1);
+    } else {
+        rf_slice(I + H, nt, it, &r0, &r1);
+        real *tt = w->tw; /* (I + H, GH): dW_ih^T then dW_hh^T */
+        if (r1 > r0) memset(tt + r0 * GH, 0, (size_t)((r1 - r0) * GH) * sizeof(real));
+        const int64_t i0 = r0 < I ? r0 : I, i1 = r1 < I ? r1 : I; /* rows of dW_ih^T */
+        const int64_t h0 = (r0 > I ? r0 : I) - I, h1 = (r1 > I ? r1 : I) - I; /* of dW_hh^T */
+        /* dW_ih^T[i0:i1] (.,GH) += x[:, i0:i1]^T (.,TB) @ da_in (TB,GH) */
+        if (i1 > i0) {
+            RF_F(rf_mm)(i1 - i0, GH, TB, w->x + i0, 1, I, w->da_in, GH, tt + i0 * GH, GH);
+            RF_F(rf_transpose_blocks)(w->dw_ih + i0, I, tt + i0 * GH, GH, i1 - i0, GH);
+        }
+        /* dW_hh^T[h0:h1] += (h0; y[0..T-2])[:, h0:h1]^T @ da_hh, step 0 first */
+        if (h1 > h0) {
+            real *th = tt + (I + h0) * GH;
+            if (w->h0) RF_F(rf_mm)(h1 - h0, GH, B, w->h0 + h0, 1, H, w->da_hh, GH, th, GH);
+            if (T > 1)
+                RF_F(rf_mm)(h1 - h0, GH, (T - 1) * B, w->y + h0, 1, H, w->da_hh + B * GH, GH,
+                            th, GH);
+            RF_F(rf_transpose_blocks)(w->dw_hh + h0, H, th, GH, h1 - h0, GH);
+        }
     }
     rf_slice_cols(GH, nt, it, &j0, &j1);
     if (j1 > j0) { /* db_hh is db_ih when both come from the same gate gradient (not GRU) */

@@ -22,7 +22,8 @@ size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
 size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(T * B * H) + rf_pad(T * B); /* alignment slack, da, ones */
-    if (rf_small(T, B, 1, H)) n += rf_bwd_small_extra(I, H, H) + rf_pad((I + H) * H); /* + dW^T */
+    if (rf_small(T, B, 1, H)) /* + dW^T and the weight gradients' packed operands */
+        n += rf_bwd_small_extra(I, H, H) + rf_pad((I + H) * H) + rf_wgrad_pack_len(T, B, I, H, H);
     return (size_t)n;
 }
 
@@ -211,6 +212,7 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
         real *ws = w.ones + rf_pad(TB);
         RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, H, &a.w_hh, &w.w_ih);
         w.tw = ws + rf_bwd_small_extra(I, H, H);
+        if (rf_wgrad_packed_used(T, B, I, H, H, (int64_t)sizeof(real))) w.pk = w.tw + rf_pad((I + H) * H);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 

@@ -5,13 +5,14 @@ with -fsanitize=address,undefined (and OpenMP when the compiler has it), and run
 against finite differences in double, 1 vs 2 threads bitwise, every error code for bad sizes and
 pointers. Skipped only when there is no C compiler. The build moves the small/large switch
 (RF_SMALL_MACS: B*G*H*H per step down to 2^20; RF_SMALL_MIN_ROWS: T*B down to 1) so that both
-paths run on shapes cheap enough for the sanitizers and the naive BLAS. The same command by
-hand, from the checkout:
+paths run on shapes cheap enough for the sanitizers and the naive BLAS, and likewise the switch
+to packed weight-gradient products (RF_WGRAD_PACK_MACS, RF_WGRAD_PACK_BYTES). The same command
+by hand, from the checkout:
 
     cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \\
        -fno-omit-frame-pointer -fopenmp -DRNNFAST_OPENMP -DRF_SMALL_MACS=1048576 \\
-       -DRF_SMALL_MIN_ROWS=1 -Icsrc -Itests/c csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest \\
-       && /tmp/rnnfast_ctest
+       -DRF_SMALL_MIN_ROWS=1 -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0 -Icsrc -Itests/c \\
+       csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest && /tmp/rnnfast_ctest
 """
 import glob
 import os
@@ -35,20 +36,24 @@ def _build(cc, out, extra):
     sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "*.c")))
     sources += sorted(glob.glob(os.path.join(ROOT, "tests", "c", "*.c")))
     cmd = [cc, "-std=c11", "-O1", "-g", "-Wall", *SANITIZE, *extra, "-DRF_SMALL_MACS=1048576",
-           "-DRF_SMALL_MIN_ROWS=1",
+           "-DRF_SMALL_MIN_ROWS=1", "-DRF_WGRAD_PACK_MACS=2000", "-DRF_WGRAD_PACK_BYTES=0",
            "-I" + os.path.join(ROOT, "csrc"), "-I" + os.path.join(ROOT, "tests", "c"),
            *sources, "-lm", "-o", out]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
-def test_c_kernels_under_sanitizers(tmp_path):
+# "portable": without the AVX-512 kernels, so that the portable loops (what a CPU without
+# AVX-512 runs) are checked on this machine too.
+@pytest.mark.parametrize("isa", ["native", "portable"])
+def test_c_kernels_under_sanitizers(tmp_path, isa):
     cc = _compiler()
     if cc is None:
         pytest.skip("no C compiler")
     exe = str(tmp_path / "rnnfast_ctest")
-    build = _build(cc, exe, ["-fopenmp", "-DRNNFAST_OPENMP"])
+    isa_flags = ["-DRNNFAST_NO_AVX512"] if isa == "portable" else []
+    build = _build(cc, exe, ["-fopenmp", "-DRNNFAST_OPENMP", *isa_flags])
     if build.returncode != 0:  # no OpenMP: the kernels build single-threaded
-        build = _build(cc, exe, [])
+        build = _build(cc, exe, isa_flags)
     assert build.returncode == 0, f"build failed:\n{build.stderr[-4000:]}"
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1", OMP_NUM_THREADS="2")

@@ -31,13 +31,17 @@ DTYPES = (np.float64, np.float32)
 # B*G*H*H <= 3 * 2**25 (RF_SMALL_MACS) and T*B >= 16 (RF_SMALL_MIN_ROWS); the others take the
 # per-step BLAS path. Both paths: tiny, B=1, T=1, H not a multiple of 8/16, past the size switch
 # (LARGE: the LSTM and GRU; LARGE_RNN: every cell), and a long one whose LSTM backward runs the
-# small path in more than one chunk of steps (RF_BWD_CHUNK_ELEMS).
+# small path in more than one chunk of steps (RF_BWD_CHUNK_ELEMS). The RNN's and GRU's weight
+# gradients run on packed operands from (I+H)*G*H*T*B = 2**26 multiply-adds with G*H at least
+# 2 KB (RF_WGRAD_PACK_*): LARGE and (3, 129, 6, 515) for the RNN, PACKED_WGRAD for the GRU
+# (blocks of 256 rows of T*B, the last one partial; I, H and G*H not multiples of 12 or 16).
 MULTI_CHUNK = (37, 16, 5, 128)
+PACKED_WGRAD = (45, 21, 37, 180)
 LARGE = (2, 128, 3, 520)
 LARGE_RNN = (2, 380, 3, 520)
 SHAPES = [(5, 3, 4, 7), (1, 1, 3, 5), (6, 1, 9, 13), (4, 9, 17, 31), (3, 2, 5, 520),
           (2, 5, 6, 300), (17, 3, 4, 7), (20, 1, 9, 13), (8, 2, 5, 520), MULTI_CHUNK, LARGE,
-          (3, 129, 6, 515), LARGE_RNN]
+          (3, 129, 6, 515), LARGE_RNN, PACKED_WGRAD]
 
 
 def _rel_err(got, want):
@@ -119,7 +123,8 @@ def test_sequence_kernels_match_reference(cell, shape, dtype):
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("use_lengths", [False, True])
 def test_options_match_reference(cell, bias, with_h0, use_lengths):
-    for shape in [(6, 3, 5, 6), (4, 3, 5, 6), LARGE] + ([LARGE_RNN] if "rnn" in cell else []):
+    shapes = [(6, 3, 5, 6), (4, 3, 5, 6), LARGE, PACKED_WGRAD]
+    for shape in shapes + ([LARGE_RNN] if "rnn" in cell else []):
         got = _compare(cell, shape, np.float64, bias=bias, with_h0=with_h0,
                        use_lengths=use_lengths, seed=2)
         n_states = 2 if cell == "lstm" else 1
@@ -216,7 +221,7 @@ def threads():
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("shape", [(6, 7, 5, 33), (3, 1, 4, 9), (20, 1, 4, 9), (4, 6, 8, 300),
-                                   MULTI_CHUNK, LARGE], ids=str)
+                                   MULTI_CHUNK, LARGE, PACKED_WGRAD], ids=str)
 def test_bitwise_identical_for_any_thread_count(cell, shape, threads):
     for dtype in DTYPES:
         args = _inputs(cell, *shape, dtype, seed=5, use_lengths=shape[1] > 1)

@@ -342,7 +342,10 @@ static void check_errors(void) {
 
 int main(void) {
     /* (T, B, I, H): small-path shapes (incl. B=1, T=1, odd H), then large-path ones
-     * (B*G*H*H > 2^20: built with -DRF_SMALL_MACS=1048576 -DRF_SMALL_MIN_ROWS=1) */
+     * (B*G*H*H > 2^20: built with -DRF_SMALL_MACS=1048576 -DRF_SMALL_MIN_ROWS=1). Built with
+     * -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0, the RNN's and GRU's weight gradients
+     * run packed from (I+H)*G*H*T*B = 2000 multiply-adds: some small shapes each way, and (40,7,3,9) in two
+     * blocks of T*B rows (RF_WKC = 256), the last one partial. */
     const int64_t small[][4] = {{4, 3, 5, 7}, {5, 1, 3, 4}, {1, 2, 3, 5}, {3, 5, 2, 19}};
     for (int cell = 0; cell < 4; cell++) {
         for (size_t k = 0; k < sizeof small / sizeof small[0]; k++)
@@ -354,6 +357,12 @@ int main(void) {
         check_gradients(cell, 2, 1, 3, 1100, 0, 0, 0);
         check_threads_f32(cell, 6, 7, 5, 33);
         check_threads_f32(cell, 2, Bl, 4, 520);
+    }
+    /* after the others, so that they keep their random inputs; no ReLU, whose kinks a finite
+     * difference may straddle */
+    for (int cell = 0; cell < 4; cell++) {
+        if (cell != RNN_RELU) check_gradients(cell, 40, 7, 3, 9, 1, 1, 1);
+        check_threads_f32(cell, 40, 7, 5, 33);
     }
     check_errors();
     printf("rnnfast C tests: %d failure(s); worst relative gradient error %.2e\n", failures,
