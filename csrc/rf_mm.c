@@ -237,24 +237,25 @@ strip_##sfx(const int MR, int64_t nc, int64_t K, const real *A, int64_t lda, int
         else block_##sfx(MR, 1, last, K, A, lda, acs, b, ldb, C + j, ldc);                      \
     }                                                                                           \
 }                                                                                               \
-/* M >= 4 rows in nblk blocks of 4..12 (sizes differing by at most one); columns in blocks of  \
+/* M >= 4 rows in blocks of 4..12 (tile_rows); columns in blocks of                            \
  * RF_TNC (whole panels), k in blocks of RF_TKC: one block of B (RF_TKC x RF_TNC, 512 KB in    \
  * float) stays in L2 while every row block sweeps it. */                                       \
 __attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
 mm_tiles_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,        \
                const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc) {                  \
-    const int64_t NP = 8 * W, nblk = (M + 11) / 12, base = M / nblk, extra = M % nblk;         \
+    const int64_t NP = 8 * W;                                                                   \
     for (int64_t jc = 0; jc < N; jc += RF_TNC) {                                                \
         const int64_t nc = N - jc < RF_TNC ? N - jc : RF_TNC;                                   \
         const real *B_j = Bm + jc / NP * ps;                                                    \
         for (int64_t pc = 0; pc < K; pc += RF_TKC) {                                            \
             const int64_t kc = K - pc < RF_TKC ? K - pc : RF_TKC;                               \
             const real *b = B_j + pc * ldb;                                                     \
-            for (int64_t q = 0, i = 0; q < nblk; q++) {                                         \
-                const int mr = (int)(base + (q < extra));                                       \
+            for (int64_t q = 0; q < tile_blocks(M); q++) {                                      \
+                int64_t i;                                                                      \
+                int mr;                                                                         \
+                tile_rows(M, q, &i, &mr);                                                       \
                 const real *a = A + i * lda + pc * acs;                                         \
                 real *c = C + i * ldc + jc;                                                     \
-                i += mr;                                                                        \
                 switch (mr) {                                                                   \
                 case 4: strip_##sfx(4, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;         \
                 case 5: strip_##sfx(5, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;         \
