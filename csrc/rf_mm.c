@@ -237,6 +237,27 @@ strip_##sfx(const int MR, int64_t nc, int64_t K, const real *A, int64_t lda, int
         else block_##sfx(MR, 1, last, K, A, lda, acs, b, ldb, C + j, ldc);                      \
     }                                                                                           \
 }                                                                                               \
+/* strip_ for a tile height mr known only at run time (1..12); packed A (rf_mm_pp) has lda 1   \
+ * and acs mr, constants the compiler then folds into the broadcasts' addresses. */             \
+__attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void     \
+tile_##sfx(const int packed, int mr, int64_t nc, int64_t K, const real *A, int64_t lda,         \
+           int64_t acs, const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc) {        \
+    const int64_t l = packed ? 1 : lda;                                                         \
+    switch (mr) {                                                                               \
+    case 1: strip_##sfx(1, nc, K, A, l, packed ? 1 : acs, Bm, ldb, ps, C, ldc); break;          \
+    case 2: strip_##sfx(2, nc, K, A, l, packed ? 2 : acs, Bm, ldb, ps, C, ldc); break;          \
+    case 3: strip_##sfx(3, nc, K, A, l, packed ? 3 : acs, Bm, ldb, ps, C, ldc); break;          \
+    case 4: strip_##sfx(4, nc, K, A, l, packed ? 4 : acs, Bm, ldb, ps, C, ldc); break;          \
+    case 5: strip_##sfx(5, nc, K, A, l, packed ? 5 : acs, Bm, ldb, ps, C, ldc); break;          \
+    case 6: strip_##sfx(6, nc, K, A, l, packed ? 6 : acs, Bm, ldb, ps, C, ldc); break;          \
+    case 7: strip_##sfx(7, nc, K, A, l, packed ? 7 : acs, Bm, ldb, ps, C, ldc); break;          \
+    case 8: strip_##sfx(8, nc, K, A, l, packed ? 8 : acs, Bm, ldb, ps, C, ldc); break;          \
+    case 9: strip_##sfx(9, nc, K, A, l, packed ? 9 : acs, Bm, ldb, ps, C, ldc); break;          \
+    case 10: strip_##sfx(10, nc, K, A, l, packed ? 10 : acs, Bm, ldb, ps, C, ldc); break;       \
+    case 11: strip_##sfx(11, nc, K, A, l, packed ? 11 : acs, Bm, ldb, ps, C, ldc); break;       \
+    default: strip_##sfx(12, nc, K, A, l, packed ? 12 : acs, Bm, ldb, ps, C, ldc); break;       \
+    }                                                                                           \
+}                                                                                               \
 /* M >= 4 rows in blocks of 4..12 (tile_rows); columns in blocks of                            \
  * RF_TNC (whole panels), k in blocks of RF_TKC: one block of B (RF_TKC x RF_TNC, 512 KB in    \
  * float) stays in L2 while every row block sweeps it. */                                       \
@@ -256,17 +277,7 @@ mm_tiles_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int6
                 tile_rows(M, q, &i, &mr);                                                       \
                 const real *a = A + i * lda + pc * acs;                                         \
                 real *c = C + i * ldc + jc;                                                     \
-                switch (mr) {                                                                   \
-                case 4: strip_##sfx(4, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;         \
-                case 5: strip_##sfx(5, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;         \
-                case 6: strip_##sfx(6, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;         \
-                case 7: strip_##sfx(7, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;         \
-                case 8: strip_##sfx(8, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;         \
-                case 9: strip_##sfx(9, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;         \
-                case 10: strip_##sfx(10, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;       \
-                case 11: strip_##sfx(11, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;       \
-                default: strip_##sfx(12, nc, kc, a, lda, acs, b, ldb, ps, c, ldc); break;       \
-                }                                                                               \
+                tile_##sfx(0, mr, nc, kc, a, lda, acs, b, ldb, ps, c, ldc);                     \
             }                                                                                   \
         }                                                                                       \
     }                                                                                           \
@@ -292,20 +303,7 @@ mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int
             const real *a = Ap + off;                                                           \
             real *c = C + i * ldc + jc;                                                         \
             off += (int64_t)mr * K;                                                             \
-            switch (mr) {                                                                       \
-            case 1: strip_##sfx(1, nc, K, a, 1, 1, b, ldb, ps, c, ldc); break;                  \
-            case 2: strip_##sfx(2, nc, K, a, 1, 2, b, ldb, ps, c, ldc); break;                  \
-            case 3: strip_##sfx(3, nc, K, a, 1, 3, b, ldb, ps, c, ldc); break;                  \
-            case 4: strip_##sfx(4, nc, K, a, 1, 4, b, ldb, ps, c, ldc); break;                  \
-            case 5: strip_##sfx(5, nc, K, a, 1, 5, b, ldb, ps, c, ldc); break;                  \
-            case 6: strip_##sfx(6, nc, K, a, 1, 6, b, ldb, ps, c, ldc); break;                  \
-            case 7: strip_##sfx(7, nc, K, a, 1, 7, b, ldb, ps, c, ldc); break;                  \
-            case 8: strip_##sfx(8, nc, K, a, 1, 8, b, ldb, ps, c, ldc); break;                  \
-            case 9: strip_##sfx(9, nc, K, a, 1, 9, b, ldb, ps, c, ldc); break;                  \
-            case 10: strip_##sfx(10, nc, K, a, 1, 10, b, ldb, ps, c, ldc); break;               \
-            case 11: strip_##sfx(11, nc, K, a, 1, 11, b, ldb, ps, c, ldc); break;               \
-            default: strip_##sfx(12, nc, K, a, 1, 12, b, ldb, ps, c, ldc); break;               \
-            }                                                                                   \
+            tile_##sfx(1, mr, nc, K, a, 1, mr, b, ldb, ps, c, ldc);                             \
         }                                                                                       \
     }                                                                                           \
 }

@@ -282,18 +282,30 @@ static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x, i
     }
 }
 
-/* Pack a (K,N) B operand for rf_mmp: from W (N,K) row-major (B = W^T) when trans, else from B
- * (K,N) row-major. Columns of the last panel beyond N are left unset (never read). */
-static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N, int trans) {
+/* Rows [k0,k1) of a packed (.,N) B operand for rf_mmp (panels of kp rows) from B row-major
+ * with leading dimension lds. Columns of the last panel beyond N are left unset (never read). */
+static inline void RF_F(rf_pack_rows)(real *Bp, int64_t kp, const real *src, int64_t lds,
+                                      int64_t k0, int64_t k1, int64_t N) {
     const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ld = RF_F(rf_packed_ld)(N);
     for (int64_t c0 = 0; c0 < N; c0 += np) {
         const int64_t nc = N - c0 < np ? N - c0 : np;
-        real *dst = Bp + c0 / np * K * ld;
-        if (trans) /* dst (K,nc) = W[c0:c0+nc, :]^T */
-            RF_F(rf_transpose_blocks)(dst, ld, src + c0 * K, K, nc, K);
-        else
-            for (int64_t k = 0; k < K; k++)
-                memcpy(dst + k * ld, src + k * N + c0, (size_t)nc * sizeof(real));
+        real *dst = Bp + c0 / np * kp * ld;
+        for (int64_t k = k0; k < k1; k++)
+            memcpy(dst + k * ld, src + k * lds + c0, (size_t)nc * sizeof(real));
+    }
+}
+
+/* Pack a (K,N) B operand for rf_mmp: from W (N,K) row-major (B = W^T) when trans, else from B
+ * (K,N) row-major. */
+static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N, int trans) {
+    const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ld = RF_F(rf_packed_ld)(N);
+    if (!trans) {
+        RF_F(rf_pack_rows)(Bp, K, src, N, 0, K, N);
+        return;
+    }
+    for (int64_t c0 = 0; c0 < N; c0 += np) { /* panel (K,nc) = W[c0:c0+nc, :]^T */
+        const int64_t nc = N - c0 < np ? N - c0 : np;
+        RF_F(rf_transpose_blocks)(Bp + c0 / np * K * ld, ld, src + c0 * K, K, nc, K);
     }
 }
 
@@ -397,7 +409,6 @@ static inline void RF_F(rf_wgrad_dx_split)(const RF_F(rf_wgrad) *w, int nt, int 
 static inline void RF_F(rf_wgrad_packed)(const RF_F(rf_wgrad) *w, int nt, int it, int hh,
                                          int64_t r0, int64_t r1) {
     const int64_t B = w->B, GH = w->GH, TB = w->T * B, M = hh ? w->H : w->I;
-    const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ldp = RF_F(rf_packed_ld)(GH);
     const real *D = hh ? w->da_hh : w->da_in;
     real *tt = w->tw + (hh ? w->I * GH : 0), *Bp = w->pk;
     real *Ap = w->pk + rf_pad(rf_packed_len(RF_WKC, GH)) + r0 * RF_WKC;
@@ -408,12 +419,7 @@ static inline void RF_F(rf_wgrad_packed)(const RF_F(rf_wgrad) *w, int nt, int it
         int64_t s0, s1;
         rf_slice(kc, nt, it, &s0, &s1);
         rf_barrier(nt);
-        for (int64_t c0 = 0; c0 < GH; c0 += np) {
-            const int64_t nc = GH - c0 < np ? GH - c0 : np;
-            real *dst = Bp + c0 / np * RF_WKC * ldp;
-            for (int64_t k = s0; k < s1; k++)
-                memcpy(dst + k * ldp, D + (pc + k) * GH + c0, (size_t)nc * sizeof(real));
-        }
+        RF_F(rf_pack_rows)(Bp, RF_WKC, D + pc * GH, GH, s0, s1, GH);
         rf_barrier(nt);
         if (r1 <= r0) continue;
         for (int64_t k = 0; k < kc; k++) {

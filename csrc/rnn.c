@@ -212,7 +212,8 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
         real *ws = w.ones + rf_pad(TB);
         RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, H, &a.w_hh, &w.w_ih);
         w.tw = ws + rf_bwd_small_extra(I, H, H);
-        if (rf_wgrad_packed_used(T, B, I, H, H, (int64_t)sizeof(real))) w.pk = w.tw + rf_pad((I + H) * H);
+        if (rf_wgrad_packed_used(T, B, I, H, H, (int64_t)sizeof(real)))
+            w.pk = w.tw + rf_pad((I + H) * H);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
