@@ -18,7 +18,8 @@ size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
     const int64_t G = 3, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(B * GH); /* alignment slack, hh */
-    if (rf_small(T, B, G, H)) n += rf_fwd_small_extra(I, H, GH); /* packed weights */
+    if (rf_small(T, B, G, H)) /* packed weights, the unit split's h_t and h_{t-1} */
+        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H);
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 3, H) * B * GH);  /* projection chunk */
     return (size_t)n;
 }
@@ -59,6 +60,7 @@ size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
 
 typedef struct {
     real *y, *h, *gates, *hn_all, *chunk, *hh;
+    real *hb; /* unit split: h_t at hb[t % 2] (B,H) */
     const real *x, *b_ih, *b_hh, *WiT, *WhT;
     const int64_t *lengths;
     int64_t T, B, I, H, Tc;
@@ -87,52 +89,72 @@ RF_INLINE void RF_F(gru_row_forward)(int save, int64_t H, real *restrict xr, rea
     }
 }
 
-/* Rows [b0,b1) of step t: P_t (B,3H) holds W_ih x_t + b_ih, hh (B,3H) holds W_hh h + b_hh. */
+/* Rows [b0,b1), units [u0,u1) of step t: P_t (B,3H) holds W_ih x_t + b_ih, hh (B,3H) holds
+ * W_hh h + b_hh. h_t goes to h (B rows of H), h_{t-1} is in hp (the same buffer in the batch
+ * split; else copied to h first, and updated there in place). */
 RF_INLINE void RF_F(gru_gates_forward_body)(const RF_F(gru_fwd) *a, int64_t t, real *P_t,
-                                            int64_t b0, int64_t b1) {
-    const int64_t B = a->B, H = a->H, GH = 3 * H;
+                                            int64_t b0, int64_t b1, int64_t u0, int64_t u1,
+                                            real *h, const real *hp) {
+    const int64_t B = a->B, H = a->H, GH = 3 * H, n = u1 - u0;
     const int training = a->gates != NULL;
     for (int64_t b = b0; b < b1; b++) {
-        real *xp = P_t + b * GH;
-        const real *hh = a->hh + b * GH;
-        real *y_tb = a->y + (t * B + b) * H, *h_b = a->h + b * H;
-        real *hn_tb = training ? a->hn_all + (t * B + b) * H : NULL;
+        real *xp = P_t + b * GH + u0;
+        const real *hh = a->hh + b * GH + u0;
+        real *y_tb = a->y + (t * B + b) * H + u0, *h_b = h + b * H + u0;
+        real *hn_tb = training ? a->hn_all + (t * B + b) * H + u0 : NULL;
+        if (hp != h) memcpy(h_b, hp + b * H + u0, (size_t)n * sizeof(real));
         if (!rf_valid(a->lengths, t, b)) {
-            memset(y_tb, 0, (size_t)H * sizeof(real));
-            if (training) memset(hn_tb, 0, (size_t)H * sizeof(real));
+            memset(y_tb, 0, (size_t)n * sizeof(real));
+            if (training) memset(hn_tb, 0, (size_t)n * sizeof(real));
             continue;
         }
         if (training)
-            RF_F(gru_row_forward)(1, H, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H, hn_tb,
+            RF_F(gru_row_forward)(1, n, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H, hn_tb,
                                   y_tb, h_b);
         else
-            RF_F(gru_row_forward)(0, H, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H, NULL,
+            RF_F(gru_row_forward)(0, n, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H, NULL,
                                   y_tb, h_b);
     }
 }
 RF_MULTIVERSION(gru_gates_forward, (const RF_F(gru_fwd) *a, int64_t t, real *P_t, int64_t b0,
-                                    int64_t b1), (a, t, P_t, b0, b1))
+                                    int64_t b1, int64_t u0, int64_t u1, real *h,
+                                    const real *hp), (a, t, P_t, b0, b1, u0, u1, h, hp))
 
 static real *RF_F(gru_chunk)(const RF_F(gru_fwd) *a, int64_t t0) {
     return a->gates ? a->gates + t0 * a->B * 3 * a->H : a->chunk;
 }
 
-/* Small path, thread `it` of `nt`, chunk by chunk, as lstm_forward_small. */
-static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, int nt, int it) {
-    const int64_t B = a->B, I = a->I, H = a->H, GH = 3 * H;
-    int64_t b0, b1;
-    rf_slice(B, nt, it, &b0, &b1);
-    for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
-        const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
+/* Small path, thread `it` of `nt`, chunk by chunk, as lstm_forward_small (batch split, or with
+ * f the unit split: each gate's columns [u0,u1) of the projection and of hh). */
+static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, rf_step_flag *f, int nt, int it) {
+    const int64_t B = a->B, I = a->I, H = a->H, GH = 3 * H, T = a->T;
+    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
+    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
+    else rf_slice(B, nt, it, &b0, &b1);
+    for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
+        const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
         real *P = RF_F(gru_chunk)(a, t0);
-        RF_F(rf_project_slice)(P, GH, a->x, t0, t0 + tc, B, b0, b1, I, a->WiT, GH, a->b_ih);
+        if (!f) RF_F(rf_project_slice)(P, GH, a->x, t0, t0 + tc, B, b0, b1, I, a->WiT, GH, a->b_ih);
+        for (int64_t g = 0; f && g < 3; g++)
+            RF_F(rf_project_cols)(P, GH, a->x + t0 * B * I, tc * B, I, a->WiT, GH, g * H + u0,
+                                  g * H + u1, a->b_ih);
         for (int64_t t = t0; t < t0 + tc; t++) {
-            /* hh[b0:b1] = b_hh + h_{t-1} W_hh^T */
-            RF_F(rf_fill_rows)(a->hh + b0 * GH, b1 - b0, GH, a->b_hh, GH);
-            RF_F(rf_mmp)(b1 - b0, GH, H, a->h + b0 * H, H, 1, a->WhT, H, a->hh + b0 * GH, GH);
-            RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1);
+            real *h = f ? a->hb + (t & 1) * B * H : a->h;
+            const real *hp = !f || t == 0 ? a->h : a->hb + ((t - 1) & 1) * B * H;
+            /* hh = b_hh + h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
+            if (!f) {
+                RF_F(rf_fill_rows)(a->hh + b0 * GH, b1 - b0, GH, a->b_hh, GH);
+                RF_F(rf_mmp)(b1 - b0, GH, H, hp + b0 * H, H, 1, a->WhT, H, a->hh + b0 * GH, GH);
+            }
+            for (int64_t g = 0; f && g < 3; g++)
+                RF_F(rf_project_cols)(a->hh, GH, hp, B, H, a->WhT, GH, g * H + u0, g * H + u1,
+                                      a->b_hh);
+            RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1, u0, u1, h, hp);
+            if (f) rf_step_sync(f, nt, it, t + 1);
         }
     }
+    if (f) /* h_n = h_T, as in lstm_forward_small */
+        RF_F(rf_copy_units)(a->h, a->hb + ((T - 1) & 1) * B * H, B, H, u0, u1);
 }
 
 RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
@@ -157,14 +179,18 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
     if (small) {
         RF_F(rf_pack_fwd)(w, w_ih, w_hh, I, H, GH, &a.WiT, &a.WhT);
         w += rf_fwd_small_extra(I, H, GH);
+        a.hb = w;
+        w += rf_pad(2 * B * H);
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 3, H);
     a.chunk = training ? NULL : w;
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
     if (small) {
-        const int nt = rf_fwd_threads(n_threads, T, B, training);
-        RF_RUN_THREADS(nt, RF_F(gru_forward_small), &a);
+        const int nu = rf_unit_threads(n_threads, B, 3, H, RF_VEC, (int64_t)sizeof(real));
+        if (nu) RF_RUN_UNITS(nu, RF_F(gru_forward_small), &a);
+        else RF_RUN_THREADS(rf_fwd_threads(n_threads, T, B, training), RF_F(gru_forward_small),
+                            &a, NULL);
         return RNNFAST_OK;
     }
     for (int64_t t0 = 0; t0 < T; t0 += a.Tc) {
@@ -177,7 +203,7 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
             /* hh (B,3H) = b_hh + h_{t-1} (B,H) @ w_hh^T */
             RF_F(rf_fill_rows)(a.hh, B, GH, b_hh, GH);
             RF_F(rf_gemm)(blas, 'N', 'T', B, GH, H, 1, h_n, H, w_hh, H, 1, a.hh, GH);
-            RF_F(gru_gates_forward)(&a, t, P + (t - t0) * B * GH, 0, B);
+            RF_F(gru_gates_forward)(&a, t, P + (t - t0) * B * GH, 0, B, 0, H, h_n, h_n);
         }
     }
     return RNNFAST_OK;
@@ -214,22 +240,25 @@ RF_INLINE void RF_F(gru_row_backward)(int has_hp, int has_dy, int64_t H, const r
 }
 
 RF_INLINE void RF_F(gru_gates_backward_body)(const RF_F(gru_bwd) *a, int64_t t, int64_t b0,
-                                             int64_t b1) {
-    const int64_t B = a->B, H = a->H, GH = 3 * H;
+                                             int64_t b1, int64_t u0, int64_t u1) {
+    const int64_t B = a->B, H = a->H, GH = 3 * H, n = u1 - u0;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t tb = t * B + b;
-        real *di = a->da_in + tb * GH, *dhh = a->da_hh + tb * GH;
+        real *di = a->da_in + tb * GH + u0, *dhh = a->da_hh + tb * GH + u0;
         if (!rf_valid(a->lengths, t, b)) {
-            memset(di, 0, (size_t)GH * sizeof(real));
-            memset(dhh, 0, (size_t)GH * sizeof(real));
+            for (int64_t g = 0; g < 3; g++) {
+                memset(di + g * H, 0, (size_t)n * sizeof(real));
+                memset(dhh + g * H, 0, (size_t)n * sizeof(real));
+            }
             continue;
         }
-        const real *g = a->gates + tb * GH, *hn = a->hn_all + tb * H;
-        const real *h_prev = t > 0 ? a->y + (tb - B) * H : (a->h0 ? a->h0 + b * H : NULL);
-        const real *dy = a->dy ? a->dy + tb * H : NULL;
+        const real *g = a->gates + tb * GH + u0, *hn = a->hn_all + tb * H + u0;
+        const real *h_prev = t > 0 ? a->y + (tb - B) * H + u0
+                                   : (a->h0 ? a->h0 + b * H + u0 : NULL);
+        const real *dy = a->dy ? a->dy + tb * H + u0 : NULL;
 #define RF_ROW(has_hp, has_dy)                                                                  \
-    RF_F(gru_row_backward)(has_hp, has_dy, H, g, g + H, g + 2 * H, hn, h_prev, dy, a->dh + b * H, \
-                           di, di + H, di + 2 * H, dhh, dhh + H, dhh + 2 * H)
+    RF_F(gru_row_backward)(has_hp, has_dy, n, g, g + H, g + 2 * H, hn, h_prev, dy,               \
+                           a->dh + b * H + u0, di, di + H, di + 2 * H, dhh, dhh + H, dhh + 2 * H)
         if (h_prev && dy) RF_ROW(1, 1);
         else if (h_prev) RF_ROW(1, 0);
         else if (dy) RF_ROW(0, 1);
@@ -237,21 +266,28 @@ RF_INLINE void RF_F(gru_gates_backward_body)(const RF_F(gru_bwd) *a, int64_t t, 
 #undef RF_ROW
     }
 }
-RF_MULTIVERSION(gru_gates_backward, (const RF_F(gru_bwd) *a, int64_t t, int64_t b0, int64_t b1),
-                (a, t, b0, b1))
+RF_MULTIVERSION(gru_gates_backward, (const RF_F(gru_bwd) *a, int64_t t, int64_t b0, int64_t b1,
+                                     int64_t u0, int64_t u1), (a, t, b0, b1, u0, u1))
 
-/* Small path, thread `it` of `nt`: its batch slice for all T steps; then, after the one barrier,
- * its share of the rows of dx (rf_wgrad_dx_split) and of dW_ih, dW_hh and db (rf_wgrad_rows). */
-static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
-                                     int it) {
+/* Small path, thread `it` of `nt`: its batch slice for all T steps, or (f, the unit split) per
+ * step its units of the gate gradients, the step sync, its units of dh += da_hh[t] @ W_hh; then,
+ * after the one barrier, its share of the rows of dx (rf_wgrad_dx_split) and of dW_ih, dW_hh
+ * and db (rf_wgrad_rows). */
+static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad) *w,
+                                     rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, GH = 3 * H;
-    int64_t b0, b1;
-    rf_slice(B, nt, it, &b0, &b1);
+    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
+    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
+    else rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
-        RF_F(gru_gates_backward)(a, t, b0, b1);
-        /* dh[b0:b1] += da_hh[t, b0:b1] (.,3H) @ w_hh (3H,H) */
-        RF_F(rf_mmp)(b1 - b0, H, GH, a->da_hh + (t * B + b0) * GH, GH, 1, a->w_hh, GH,
-                    a->dh + b0 * H, H);
+        const real *da_t = a->da_hh + t * B * GH;
+        RF_F(gru_gates_backward)(a, t, b0, b1, u0, u1);
+        /* dh += da_hh[t] (.,3H) @ w_hh (3H,H): this thread's rows, or its columns [u0,u1) */
+        if (!f) RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, a->w_hh, GH, a->dh + b0 * H, H);
+        if (f) {
+            rf_step_sync(f, nt, it, a->T - t);
+            RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, GH, da_t, GH, 1, a->w_hh, GH, a->dh + u0, H);
+        }
     }
     rf_barrier(nt); /* every step's gate gradients are in */
     RF_F(rf_wgrad_dx_split)(w, nt, it);
@@ -286,12 +322,14 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(T, B, 3, H)) {
-        const int nt = rf_threads(n_threads, I + H); /* the weight phase splits I+H rows */
-        RF_RUN_THREADS(nt, RF_F(gru_backward_small), &a, &w);
+        const int nu = rf_unit_threads(n_threads, B, 3, H, RF_VEC, (int64_t)sizeof(real));
+        if (nu) RF_RUN_UNITS(nu, RF_F(gru_backward_small), &a, &w);
+        else /* the weight phase splits I+H rows */
+            RF_RUN_THREADS(rf_threads(n_threads, I + H), RF_F(gru_backward_small), &a, &w, NULL);
         return RNNFAST_OK;
     }
     for (int64_t t = T - 1; t >= 0; t--) {
-        RF_F(gru_gates_backward)(&a, t, 0, B);
+        RF_F(gru_gates_backward)(&a, t, 0, B, 0, H);
         /* dh (B,H) += da_hh[t] (B,3H) @ w_hh (3H,H) */
         RF_F(rf_gemm)(blas, 'N', 'N', B, H, GH, 1, a.da_hh + t * B * GH, GH, w_hh, H, 1, dh0, H);
     }

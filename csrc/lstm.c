@@ -23,7 +23,8 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(GH); /* alignment slack, bias sum */
-    if (rf_small(T, B, G, H)) n += rf_fwd_small_extra(I, H, GH); /* packed weights */
+    if (rf_small(T, B, G, H)) /* packed weights, the unit split's h_t and h_{t-1} */
+        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H);
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 4, H) * B * GH); /* projection chunk */
     return (size_t)n;
 }
@@ -63,6 +64,7 @@ size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t 
 
 typedef struct {
     real *y, *h, *c, *gates, *c_all, *chunk;   /* h, c: the running state, in h_n, c_n */
+    real *hb;                                  /* unit split: h_t at hb[t % 2] (B,H) */
     const real *x, *bias, *WiT, *WhT;          /* WiT (I,4H), WhT (H,4H): small path only */
     const int64_t *lengths;
     int64_t T, B, I, H, Tc;
@@ -91,57 +93,75 @@ RF_INLINE void RF_F(lstm_row_forward)(int save_c, int64_t H, real *restrict pi, 
     }
 }
 
-/* The fused pass for rows [b0,b1) of step t. P_t (B,4H) holds the pre-activations; when training,
- * the activated gates replace them and c_all[t] gets the cell state. Past a sequence's length:
- * y = 0, state frozen. */
+/* The fused pass for rows [b0,b1), units [u0,u1) of step t. P_t (B,4H) holds the
+ * pre-activations; when training, the activated gates replace them and c_all[t] gets the cell
+ * state. h_t goes to h (B rows of H), h_{t-1} is in hp (the same buffer in the batch split).
+ * Past a sequence's length: y = 0, state frozen. */
 RF_INLINE void RF_F(lstm_gates_forward_body)(const RF_F(lstm_fwd) *a, int64_t t, real *P_t,
-                                             int64_t b0, int64_t b1) {
-    const int64_t B = a->B, H = a->H;
+                                             int64_t b0, int64_t b1, int64_t u0, int64_t u1,
+                                             real *h, const real *hp) {
+    const int64_t B = a->B, H = a->H, n = u1 - u0;
     const int training = a->gates != NULL;
     for (int64_t b = b0; b < b1; b++) {
-        real *pre = P_t + b * 4 * H;
-        real *y_tb = a->y + (t * B + b) * H;
-        real *h_b = a->h + b * H, *c_b = a->c + b * H;
-        real *cs_tb = training ? a->c_all + (t * B + b) * H : NULL;
+        real *pre = P_t + b * 4 * H + u0;
+        real *y_tb = a->y + (t * B + b) * H + u0;
+        real *h_b = h + b * H + u0, *c_b = a->c + b * H + u0;
+        real *cs_tb = training ? a->c_all + (t * B + b) * H + u0 : NULL;
         if (!rf_valid(a->lengths, t, b)) {
-            memset(y_tb, 0, (size_t)H * sizeof(real));
-            if (training) memcpy(cs_tb, c_b, (size_t)H * sizeof(real));
+            memset(y_tb, 0, (size_t)n * sizeof(real));
+            if (training) memcpy(cs_tb, c_b, (size_t)n * sizeof(real));
+            if (hp != h) memcpy(h_b, hp + b * H + u0, (size_t)n * sizeof(real));
             continue;
         }
         if (training)
-            RF_F(lstm_row_forward)(1, H, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, cs_tb, y_tb,
+            RF_F(lstm_row_forward)(1, n, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, cs_tb, y_tb,
                                    h_b);
         else
-            RF_F(lstm_row_forward)(0, H, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, NULL, y_tb,
+            RF_F(lstm_row_forward)(0, n, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, NULL, y_tb,
                                    h_b);
     }
 }
 RF_MULTIVERSION(lstm_gates_forward, (const RF_F(lstm_fwd) *a, int64_t t, real *P_t, int64_t b0,
-                                     int64_t b1), (a, t, P_t, b0, b1))
+                                     int64_t b1, int64_t u0, int64_t u1, real *h,
+                                     const real *hp), (a, t, P_t, b0, b1, u0, u1, h, hp))
 
 /* Projection buffer of chunk starting at t0: the saved gates when training, else the chunk. */
 static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
     return a->gates ? a->gates + t0 * a->B * 4 * a->H : a->chunk;
 }
 
-/* Small path, thread `it` of `nt`, chunk by chunk: its batch slice's rows of the chunk's input
- * projection (rf_project_slice), then its batch slice for the chunk's steps, with our own
- * products. A thread reads only rows it wrote itself: no barrier. */
-static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, int nt, int it) {
-    const int64_t B = a->B, I = a->I, H = a->H, GH = 4 * H;
-    int64_t b0, b1;
-    rf_slice(B, nt, it, &b0, &b1);
-    for (int64_t t0 = 0; t0 < a->T; t0 += a->Tc) {
-        const int64_t tc = a->Tc < a->T - t0 ? a->Tc : a->T - t0;
+/* Small path, thread `it` of `nt`, chunk by chunk. Batch split (f == NULL): its batch slice's
+ * rows of the chunk's input projection (rf_project_slice), then its batch slice for the chunk's
+ * steps, with our own products; a thread reads only rows it wrote itself: no barrier. Unit split
+ * (rf_unit_threads; f the step counters): its units [u0,u1) of every sequence, i.e. each gate's
+ * columns [u0,u1) of the projection and of h_{t-1} W_hh^T, its units of the fused pass with h_t
+ * into hb[t % 2], then the step sync, after which every thread reads the whole h_t. */
+static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, int nt, int it) {
+    const int64_t B = a->B, I = a->I, H = a->H, GH = 4 * H, T = a->T;
+    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
+    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
+    else rf_slice(B, nt, it, &b0, &b1);
+    for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
+        const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
         real *P = RF_F(lstm_chunk)(a, t0);
-        RF_F(rf_project_slice)(P, GH, a->x, t0, t0 + tc, B, b0, b1, I, a->WiT, GH, a->bias);
+        if (!f) RF_F(rf_project_slice)(P, GH, a->x, t0, t0 + tc, B, b0, b1, I, a->WiT, GH, a->bias);
+        for (int64_t g = 0; f && g < 4; g++)
+            RF_F(rf_project_cols)(P, GH, a->x + t0 * B * I, tc * B, I, a->WiT, GH, g * H + u0,
+                                  g * H + u1, a->bias);
         for (int64_t t = t0; t < t0 + tc; t++) {
-            real *P_t = P + (t - t0) * B * GH;
-            /* P_t += h_{t-1} W_hh^T, this thread's rows */
-            RF_F(rf_mmp)(b1 - b0, GH, H, a->h + b0 * H, H, 1, a->WhT, H, P_t + b0 * GH, GH);
-            RF_F(lstm_gates_forward)(a, t, P_t, b0, b1);
+            real *P_t = P + (t - t0) * B * GH, *h = f ? a->hb + (t & 1) * B * H : a->h;
+            const real *hp = !f || t == 0 ? a->h : a->hb + ((t - 1) & 1) * B * H;
+            /* P_t += h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
+            if (!f) RF_F(rf_mmp)(b1 - b0, GH, H, hp + b0 * H, H, 1, a->WhT, H, P_t + b0 * GH, GH);
+            for (int64_t g = 0; f && g < 4; g++)
+                RF_F(rf_mmp_cols)(B, GH, g * H + u0, u1 - u0, H, hp, H, 1, a->WhT, H,
+                                  P_t + g * H + u0, GH);
+            RF_F(lstm_gates_forward)(a, t, P_t, b0, b1, u0, u1, h, hp);
+            if (f) rf_step_sync(f, nt, it, t + 1);
         }
     }
+    if (f) /* h_n = h_T (every thread is past step 0, the only one that reads h_n) */
+        RF_F(rf_copy_units)(a->h, a->hb + ((T - 1) & 1) * B * H, B, H, u0, u1);
 }
 
 RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
@@ -167,6 +187,8 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     if (small) {
         RF_F(rf_pack_fwd)(w, w_ih, w_hh, I, H, GH, &a.WiT, &a.WhT);
         w += rf_fwd_small_extra(I, H, GH);
+        a.hb = w;
+        w += rf_pad(2 * B * H);
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 4, H);
     a.chunk = training ? NULL : w;
@@ -174,8 +196,10 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(c_n, c0, B * H);
 
     if (small) {
-        const int nt = rf_fwd_threads(n_threads, T, B, training);
-        RF_RUN_THREADS(nt, RF_F(lstm_forward_small), &a);
+        const int nu = rf_unit_threads(n_threads, B, 4, H, RF_VEC, (int64_t)sizeof(real));
+        if (nu) RF_RUN_UNITS(nu, RF_F(lstm_forward_small), &a);
+        else RF_RUN_THREADS(rf_fwd_threads(n_threads, T, B, training), RF_F(lstm_forward_small),
+                            &a, NULL);
         return RNNFAST_OK;
     }
 
@@ -190,7 +214,7 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
             real *P_t = P + (t - t0) * B * GH;
             /* P_t (B,4H) += h_{t-1} (B,H) @ w_hh^T */
             RF_F(rf_gemm)(blas, 'N', 'T', B, GH, H, 1, h_n, H, w_hh, H, 1, P_t, GH);
-            RF_F(lstm_gates_forward)(&a, t, P_t, 0, B);
+            RF_F(lstm_gates_forward)(&a, t, P_t, 0, B, 0, H, h_n, h_n);
         }
     }
     return RNNFAST_OK;
@@ -231,26 +255,27 @@ RF_INLINE void RF_F(lstm_row_backward)(int has_cp, int has_dy, int64_t H,
     }
 }
 
-/* Gate gradients of rows [b0,b1) at step t into da[t]; updates dc and sets dh to the part that
- * does not go through W_hh (zero here; the caller then adds da[t] @ W_hh). Frozen rows: da = 0,
- * dh and dc pass through unchanged. */
+/* Gate gradients of rows [b0,b1), units [u0,u1) at step t into da[t]; updates dc and sets dh
+ * to the part that does not go through W_hh (zero here; the caller then adds da[t] @ W_hh).
+ * Frozen rows: da = 0, dh and dc pass through unchanged. */
 RF_INLINE void RF_F(lstm_gates_backward_body)(const RF_F(lstm_bwd) *a, int64_t t, int64_t b0,
-                                              int64_t b1) {
-    const int64_t B = a->B, H = a->H, GH = 4 * H;
+                                              int64_t b1, int64_t u0, int64_t u1) {
+    const int64_t B = a->B, H = a->H, GH = 4 * H, n = u1 - u0;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t tb = t * B + b;
-        real *da = a->da + ((t % a->Tc) * B + b) * GH;
+        real *da = a->da + ((t % a->Tc) * B + b) * GH + u0;
         if (!rf_valid(a->lengths, t, b)) {
-            memset(da, 0, (size_t)GH * sizeof(real));
+            for (int64_t g = 0; g < 4; g++) memset(da + g * H, 0, (size_t)n * sizeof(real));
             continue;
         }
-        const real *gt = a->gates + tb * GH;
-        const real *c_prev = t > 0 ? a->c_all + (tb - B) * H : (a->c0 ? a->c0 + b * H : NULL);
-        const real *dy = a->dy ? a->dy + tb * H : NULL;
+        const real *gt = a->gates + tb * GH + u0;
+        const real *c_prev = t > 0 ? a->c_all + (tb - B) * H + u0
+                                   : (a->c0 ? a->c0 + b * H + u0 : NULL);
+        const real *dy = a->dy ? a->dy + tb * H + u0 : NULL;
 #define RF_ROW(has_cp, has_dy)                                                                  \
-    RF_F(lstm_row_backward)(has_cp, has_dy, H, gt, gt + H, gt + 2 * H, gt + 3 * H,               \
-                            a->c_all + tb * H, c_prev, dy, a->dh + b * H, a->dc + b * H, da,    \
-                            da + H, da + 2 * H, da + 3 * H)
+    RF_F(lstm_row_backward)(has_cp, has_dy, n, gt, gt + H, gt + 2 * H, gt + 3 * H,               \
+                            a->c_all + tb * H + u0, c_prev, dy, a->dh + b * H + u0,             \
+                            a->dc + b * H + u0, da, da + H, da + 2 * H, da + 3 * H)
         if (c_prev && dy) RF_ROW(1, 1);
         else if (c_prev) RF_ROW(1, 0);
         else if (dy) RF_ROW(0, 1);
@@ -259,26 +284,38 @@ RF_INLINE void RF_F(lstm_gates_backward_body)(const RF_F(lstm_bwd) *a, int64_t t
     }
 }
 RF_MULTIVERSION(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_t b0,
-                                      int64_t b1), (a, t, b0, b1))
+                                      int64_t b1, int64_t u0, int64_t u1),
+                (a, t, b0, b1, u0, u1))
 
-/* Small path, thread `it` of `nt`, chunk by chunk (rf_wgrad_cols_chunk): its batch slice for
- * the chunk's steps (gate gradients and dh += da_t @ W_hh with our own product) and their dx
- * rows; after a barrier, its columns of dW_ih^T, dW_hh^T and db for the chunk. */
-static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
-                                      int it) {
+/* Small path, thread `it` of `nt`, chunk by chunk (rf_wgrad_cols_chunk). Batch split
+ * (f == NULL): its batch slice for the chunk's steps (gate gradients and dh += da_t @ W_hh with
+ * our own product) and their dx rows. Unit split (f the step counters): per step its units of
+ * the gate gradients (each gate's columns [u0,u1) of da[t]), the step sync, then its units of
+ * dh += da[t] @ W_hh (columns [u0,u1) of W_hh); after the chunk, a share of its rows of dx (the
+ * chunk is at least 2 steps, so the next step's gate gradients never overwrite those being
+ * read). Then, after a barrier, its columns of dW_ih^T, dW_hh^T and db for the chunk. */
+static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgrad) *w,
+                                      rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, GH = 4 * H, Tc = a->Tc;
-    int64_t b0, b1, j0, j1;
-    rf_slice(B, nt, it, &b0, &b1);
+    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H, j0, j1, s = 0;
+    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
+    else rf_slice(B, nt, it, &b0, &b1);
     rf_slice_cols(GH, nt, it, &j0, &j1);
     for (int64_t t1 = a->T; t1 > 0;) {
         const int64_t t0 = (t1 - 1) / Tc * Tc;
         for (int64_t t = t1 - 1; t >= t0; t--) {
-            RF_F(lstm_gates_backward)(a, t, b0, b1);
-            /* dh[b0:b1] += da[t, b0:b1] (.,4H) @ w_hh (4H,H) */
-            RF_F(rf_mmp)(b1 - b0, H, GH, a->da + ((t - t0) * B + b0) * GH, GH, 1, a->w_hh, GH,
-                        a->dh + b0 * H, H);
+            const real *da_t = a->da + (t - t0) * B * GH;
+            RF_F(lstm_gates_backward)(a, t, b0, b1, u0, u1);
+            /* dh += da[t] (.,4H) @ w_hh (4H,H): this thread's rows, or its columns [u0,u1) */
+            if (!f) RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, a->w_hh, GH,
+                                 a->dh + b0 * H, H);
+            if (f) {
+                rf_step_sync(f, nt, it, ++s); /* da[t] complete */
+                RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, GH, da_t, GH, 1, a->w_hh, GH, a->dh + u0, H);
+            }
         }
-        RF_F(rf_wgrad_dx_chunk)(w, b0, b1, t0, t1);
+        if (f) RF_F(rf_wgrad_dx_rows)(w, t0, t1, nt, it);
+        else RF_F(rf_wgrad_dx_chunk)(w, b0, b1, t0, t1);
         rf_barrier(nt); /* the chunk's gate gradients are in */
         RF_F(rf_wgrad_cols_chunk)(w, j0, j1, t0, t1);
         if (t0 > 0) rf_barrier(nt); /* before the next chunk overwrites them */
@@ -316,12 +353,14 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);
 
     if (rf_small(T, B, 4, H)) {
-        const int nt = rf_threads(n_threads, GH); /* the weight phase splits GH rows */
-        RF_RUN_THREADS(nt, RF_F(lstm_backward_small), &a, &w);
+        const int nu = rf_unit_threads(n_threads, B, 4, H, RF_VEC, (int64_t)sizeof(real));
+        if (nu && a.Tc >= 2) RF_RUN_UNITS(nu, RF_F(lstm_backward_small), &a, &w);
+        else /* the weight phase splits GH columns */
+            RF_RUN_THREADS(rf_threads(n_threads, GH), RF_F(lstm_backward_small), &a, &w, NULL);
         return RNNFAST_OK;
     }
     for (int64_t t = T - 1; t >= 0; t--) {
-        RF_F(lstm_gates_backward)(&a, t, 0, B);
+        RF_F(lstm_gates_backward)(&a, t, 0, B, 0, H);
         /* dh (B,H) += da[t] (B,4H) @ w_hh (4H,H) */
         RF_F(rf_gemm)(blas, 'N', 'N', B, H, GH, 1, a.da + t * B * GH, GH, w_hh, H, 1, dh0, H);
     }

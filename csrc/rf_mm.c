@@ -380,17 +380,47 @@ void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, in
     RF_MM_DISPATCH(f64, RF_NP_F64, 0);
 }
 
+/* A packed B with its row length ldb and panel stride ps given. */
+static void rf_mmp_ld_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                          int64_t acs, const float *Bm, int64_t ldb, int64_t ps, float *C,
+                          int64_t ldc) {
+    RF_MM_DISPATCH(f32, RF_NP_F32, 1);
+}
+
+static void rf_mmp_ld_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
+                          int64_t acs, const double *Bm, int64_t ldb, int64_t ps, double *C,
+                          int64_t ldc) {
+    RF_MM_DISPATCH(f64, RF_NP_F64, 1);
+}
+
 void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                 const float *Bm, int64_t kp, float *C, int64_t ldc) {
-    const int64_t ldb = rf_packed_ld_f32(N), ps = kp * ldb;
-    RF_MM_DISPATCH(f32, RF_NP_F32, 1);
+    const int64_t ldb = rf_packed_ld_f32(N);
+    rf_mmp_ld_f32(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc);
 }
 
 void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                 const double *Bm, int64_t kp, double *C, int64_t ldc) {
-    const int64_t ldb = rf_packed_ld_f64(N), ps = kp * ldb;
-    RF_MM_DISPATCH(f64, RF_NP_F64, 1);
+    const int64_t ldb = rf_packed_ld_f64(N);
+    rf_mmp_ld_f64(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc);
 }
+
+/* Columns [c0, c0 + n) of a packed B of full width N, one panel's piece at a time (each piece
+ * within a panel is B with the panel's row length, starting at the piece's first column). */
+#define RF_MMP_COLS(real, sfx, np)                                                              \
+void rf_mmp_cols_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const real *A,  \
+                       int64_t lda, int64_t acs, const real *Bp, int64_t kp, real *C,           \
+                       int64_t ldc) {                                                           \
+    const int64_t ldb = rf_packed_ld_##sfx(N), ps = kp * ldb;                                   \
+    for (int64_t c = c0; c < c0 + n;) {                                                         \
+        const int64_t e = (c / (np) + 1) * (np) < c0 + n ? (c / (np) + 1) * (np) : c0 + n;      \
+        rf_mmp_ld_##sfx(M, e - c, K, A, lda, acs, Bp + c / (np) * ps + c % (np), ldb, ps,        \
+                        C + (c - c0), ldc);                                                     \
+        c = e;                                                                                  \
+    }                                                                                           \
+}
+RF_MMP_COLS(float, f32, RF_NP_F32)
+RF_MMP_COLS(double, f64, RF_NP_F64)
 
 /* A (M,K) in panels: block q of tile_rows, element (i,k) at Ap[off_q + k * mr + (i - i_q)],
  * off_q the sum of mr * K over the blocks before it; A(i,k) = rows[k][i0 + i]. */

@@ -19,6 +19,9 @@ typedef uint32_t RF_F(rf_bits);
 typedef uint64_t RF_F(rf_bits);
 #endif
 
+/* Elements of one AVX-512 vector: the unit split's granularity (rf_units). */
+#define RF_VEC (RF_IS_F32 ? 16 : 8)
+
 /* exp(x) for x <= 0 (or NaN): Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, Taylor polynomial
  * for exp(r), 2^n built in the exponent bits. Results below the smallest normal number are 0. */
 static inline real RF_F(rf_expneg)(real x) {
@@ -282,6 +285,26 @@ static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x, i
     }
 }
 
+/* The unit split's share of an input projection (rf_unit_threads): columns [c0,c1) of P (rows
+ * of leading dimension ldp) = bias + x (rows, I) @ WT[:, c0:c1] (WT packed (I,N)); each element
+ * the same sum as rf_project_slice's. */
+static inline void RF_F(rf_project_cols)(real *P, int64_t ldp, const real *x, int64_t rows,
+                                         int64_t I, const real *WT, int64_t N, int64_t c0,
+                                         int64_t c1, const real *bias) {
+    for (int64_t r = 0; r < rows; r++) {
+        if (bias) memcpy(P + r * ldp + c0, bias + c0, (size_t)(c1 - c0) * sizeof(real));
+        else memset(P + r * ldp + c0, 0, (size_t)(c1 - c0) * sizeof(real));
+    }
+    RF_F(rf_mmp_cols)(rows, N, c0, c1 - c0, I, x, I, 1, WT, I, P + c0, ldp);
+}
+
+/* dst[b, u0:u1] = src[b, u0:u1] for the B rows of H (the unit split's share of h_n). */
+static inline void RF_F(rf_copy_units)(real *dst, const real *src, int64_t B, int64_t H,
+                                       int64_t u0, int64_t u1) {
+    for (int64_t b = 0; b < B; b++)
+        memcpy(dst + b * H + u0, src + b * H + u0, (size_t)(u1 - u0) * sizeof(real));
+}
+
 /* Rows [k0,k1) of a packed (.,N) B operand for rf_mmp (panels of kp rows) from B row-major
  * with leading dimension lds. Columns of the last panel beyond N are left unset (never read). */
 static inline void RF_F(rf_pack_rows)(real *Bp, int64_t kp, const real *src, int64_t lds,
@@ -511,6 +534,19 @@ static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, 
             RF_F(rf_mmp)(t1 - t0, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, GH,
                          w->dx + (t0 * B + b) * I, B * I);
     }
+}
+
+/* The unit split's dx for the chunk: thread `it` of `nt` its share of the chunk's rows (steps
+ * times sequences, contiguous in dx and in the chunk's gate gradients), one product. */
+static inline void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t t0, int64_t t1, int nt,
+                                          int it) {
+    const int64_t I = w->I, GH = w->GH;
+    int64_t r0, r1;
+    rf_slice((t1 - t0) * w->B, nt, it, &r0, &r1);
+    if (r1 <= r0) return;
+    real *dx = w->dx + (t0 * w->B + r0) * I;
+    memset(dx, 0, (size_t)((r1 - r0) * I) * sizeof(real));
+    RF_F(rf_mmp)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, dx, I);
 }
 
 /* Columns [j0,j1) of dW_ih^T, dW_hh^T and db for the chunk's steps; the first chunk (t1 == T)

@@ -15,7 +15,8 @@
 size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(H); /* alignment slack, bias sum */
-    if (rf_small(T, B, 1, H)) n += rf_fwd_small_extra(I, H, H); /* packed weights */
+    if (rf_small(T, B, 1, H)) /* packed weights, the unit split's h_t and h_{t-1} */
+        n += rf_fwd_small_extra(I, H, H) + rf_pad(2 * B * H);
     return (size_t)n;
 }
 
@@ -52,6 +53,7 @@ size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
 
 typedef struct {
     real *y, *h;
+    real *hb; /* unit split: h_t at hb[t % 2] (B,H) */
     const real *x, *bias, *WiT, *WhT;
     const int64_t *lengths;
     int64_t T, B, I, H;
@@ -66,35 +68,51 @@ RF_INLINE void RF_F(rnn_row_forward)(int relu, int64_t H, real *restrict y,
     }
 }
 
-/* y[t] rows [b0,b1) hold pre-activations; apply act in place and update h. */
+/* y[t] rows [b0,b1), units [u0,u1) hold pre-activations; apply act in place and write h_t to h
+ * (B rows of H; h_{t-1} is in hp, the same buffer in the batch split). */
 RF_INLINE void RF_F(rnn_act_forward_body)(const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
-                                          int64_t b1) {
-    const int64_t B = a->B, H = a->H;
+                                          int64_t b1, int64_t u0, int64_t u1, real *h,
+                                          const real *hp) {
+    const int64_t B = a->B, H = a->H, n = u1 - u0;
     for (int64_t b = b0; b < b1; b++) {
-        real *y_tb = a->y + (t * B + b) * H, *h_b = a->h + b * H;
+        real *y_tb = a->y + (t * B + b) * H + u0, *h_b = h + b * H + u0;
         if (!rf_valid(a->lengths, t, b)) {
-            memset(y_tb, 0, (size_t)H * sizeof(real));
+            memset(y_tb, 0, (size_t)n * sizeof(real));
+            if (hp != h) memcpy(h_b, hp + b * H + u0, (size_t)n * sizeof(real));
             continue;
         }
-        if (a->relu) RF_F(rnn_row_forward)(1, H, y_tb, h_b);
-        else RF_F(rnn_row_forward)(0, H, y_tb, h_b);
+        if (a->relu) RF_F(rnn_row_forward)(1, n, y_tb, h_b);
+        else RF_F(rnn_row_forward)(0, n, y_tb, h_b);
     }
 }
-RF_MULTIVERSION(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0, int64_t b1),
-                (a, t, b0, b1))
+RF_MULTIVERSION(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0, int64_t b1,
+                                  int64_t u0, int64_t u1, real *h, const real *hp),
+                (a, t, b0, b1, u0, u1, h, hp))
 
 /* Small path, thread `it` of `nt`: its batch slice's rows of the projection of all T steps into
- * y (rf_project_slice), then its batch slice for all T steps; no barrier. */
-static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, int nt, int it) {
+ * y (rf_project_slice), then its batch slice for all T steps; no barrier. Or (f, the unit split,
+ * as lstm_forward_small) its columns [u0,u1) of the projection, and per step its columns of
+ * h_{t-1} W_hh^T and units of act, h_t into hb[t % 2], and the step sync. */
+static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, rf_step_flag *f, int nt, int it) {
     const int64_t T = a->T, B = a->B, I = a->I, H = a->H;
-    int64_t b0, b1;
-    rf_slice(B, nt, it, &b0, &b1);
-    RF_F(rf_project_slice)(a->y, H, a->x, 0, T, B, b0, b1, I, a->WiT, H, a->bias);
-    for (int64_t t = 0; t < T; t++) {
-        real *y_t = a->y + t * B * H;
-        RF_F(rf_mmp)(b1 - b0, H, H, a->h + b0 * H, H, 1, a->WhT, H, y_t + b0 * H, H);
-        RF_F(rnn_act_forward)(a, t, b0, b1);
+    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
+    if (f) {
+        rf_units(H, nt, it, RF_VEC, &u0, &u1);
+        RF_F(rf_project_cols)(a->y, H, a->x, T * B, I, a->WiT, H, u0, u1, a->bias);
+    } else {
+        rf_slice(B, nt, it, &b0, &b1);
+        RF_F(rf_project_slice)(a->y, H, a->x, 0, T, B, b0, b1, I, a->WiT, H, a->bias);
     }
+    for (int64_t t = 0; t < T; t++) {
+        real *y_t = a->y + t * B * H, *h = f ? a->hb + (t & 1) * B * H : a->h;
+        const real *hp = !f || t == 0 ? a->h : a->hb + ((t - 1) & 1) * B * H;
+        if (!f) RF_F(rf_mmp)(b1 - b0, H, H, hp + b0 * H, H, 1, a->WhT, H, y_t + b0 * H, H);
+        else RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, H, hp, H, 1, a->WhT, H, y_t + u0, H);
+        RF_F(rnn_act_forward)(a, t, b0, b1, u0, u1, h, hp);
+        if (f) rf_step_sync(f, nt, it, t + 1);
+    }
+    if (f) /* h_n = h_T, as in lstm_forward_small */
+        RF_F(rf_copy_units)(a->h, a->hb + ((T - 1) & 1) * B * H, B, H, u0, u1);
 }
 
 RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
@@ -115,12 +133,15 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     w += rf_pad(H);
     if (small) {
         RF_F(rf_pack_fwd)(w, w_ih, w_hh, I, H, H, &a.WiT, &a.WhT);
+        a.hb = w + rf_fwd_small_extra(I, H, H);
     }
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
     if (small) {
-        const int nt = rf_threads(n_threads, B); /* at most one per sequence (rf_threads) */
-        RF_RUN_THREADS(nt, RF_F(rnn_forward_small), &a);
+        const int nu = rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real));
+        if (nu) RF_RUN_UNITS(nu, RF_F(rnn_forward_small), &a);
+        else /* at most one per sequence (rf_threads) */
+            RF_RUN_THREADS(rf_threads(n_threads, B), RF_F(rnn_forward_small), &a, NULL);
         return RNNFAST_OK;
     }
     RF_F(rf_fill_rows)(y, T * B, H, a.bias, H);
@@ -129,7 +150,7 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     for (int64_t t = 0; t < T; t++) {
         /* y[t] (B,H) += h_{t-1} (B,H) @ w_hh^T */
         RF_F(rf_gemm)(blas, 'N', 'T', B, H, H, 1, h_n, H, w_hh, H, 1, y + t * B * H, H);
-        RF_F(rnn_act_forward)(&a, t, 0, B);
+        RF_F(rnn_act_forward)(&a, t, 0, B, 0, H, h_n, h_n);
     }
     return RNNFAST_OK;
 }
@@ -154,36 +175,44 @@ RF_INLINE void RF_F(rnn_row_backward)(int relu, int has_dy, int64_t H, const rea
 }
 
 RF_INLINE void RF_F(rnn_act_backward_body)(const RF_F(rnn_bwd) *a, int64_t t, int64_t b0,
-                                           int64_t b1) {
-    const int64_t B = a->B, H = a->H;
+                                           int64_t b1, int64_t u0, int64_t u1) {
+    const int64_t B = a->B, H = a->H, n = u1 - u0;
     for (int64_t b = b0; b < b1; b++) {
         const int64_t tb = t * B + b;
-        real *da = a->da + tb * H, *dh = a->dh + b * H;
+        real *da = a->da + tb * H + u0, *dh = a->dh + b * H + u0;
         if (!rf_valid(a->lengths, t, b)) {
-            memset(da, 0, (size_t)H * sizeof(real));
+            memset(da, 0, (size_t)n * sizeof(real));
             continue;
         }
-        const real *y = a->y + tb * H, *dy = a->dy ? a->dy + tb * H : NULL;
-        if (a->relu && dy) RF_F(rnn_row_backward)(1, 1, H, y, dy, dh, da);
-        else if (a->relu) RF_F(rnn_row_backward)(1, 0, H, y, dy, dh, da);
-        else if (dy) RF_F(rnn_row_backward)(0, 1, H, y, dy, dh, da);
-        else RF_F(rnn_row_backward)(0, 0, H, y, dy, dh, da);
+        const real *y = a->y + tb * H + u0, *dy = a->dy ? a->dy + tb * H + u0 : NULL;
+        if (a->relu && dy) RF_F(rnn_row_backward)(1, 1, n, y, dy, dh, da);
+        else if (a->relu) RF_F(rnn_row_backward)(1, 0, n, y, dy, dh, da);
+        else if (dy) RF_F(rnn_row_backward)(0, 1, n, y, dy, dh, da);
+        else RF_F(rnn_row_backward)(0, 0, n, y, dy, dh, da);
     }
 }
-RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0, int64_t b1),
-                (a, t, b0, b1))
+RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0, int64_t b1,
+                                   int64_t u0, int64_t u1), (a, t, b0, b1, u0, u1))
 
-/* Small path, thread `it` of `nt`: its batch slice for all T steps; then, after the one barrier,
- * its share of the rows of dx (rf_wgrad_dx_split) and of dW_ih, dW_hh and db (rf_wgrad_rows). */
-static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w, int nt,
-                                     int it) {
+/* Small path, thread `it` of `nt`: its batch slice for all T steps, or (f, the unit split) per
+ * step its units of the gate gradient, the step sync, its units of dh += da[t] @ W_hh; then,
+ * after the one barrier, its share of the rows of dx (rf_wgrad_dx_split) and of dW_ih, dW_hh
+ * and db (rf_wgrad_rows). */
+static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w,
+                                     rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H;
-    int64_t b0, b1;
-    rf_slice(B, nt, it, &b0, &b1);
+    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
+    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
+    else rf_slice(B, nt, it, &b0, &b1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
-        RF_F(rnn_act_backward)(a, t, b0, b1);
-        RF_F(rf_mmp)(b1 - b0, H, H, a->da + (t * B + b0) * H, H, 1, a->w_hh, H, a->dh + b0 * H,
-                     H);
+        const real *da_t = a->da + t * B * H;
+        RF_F(rnn_act_backward)(a, t, b0, b1, u0, u1);
+        /* dh += da[t] @ W_hh: this thread's rows, or its columns [u0,u1) */
+        if (!f) RF_F(rf_mmp)(b1 - b0, H, H, da_t + b0 * H, H, 1, a->w_hh, H, a->dh + b0 * H, H);
+        if (f) {
+            rf_step_sync(f, nt, it, a->T - t);
+            RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, H, da_t, H, 1, a->w_hh, H, a->dh + u0, H);
+        }
     }
     rf_barrier(nt); /* every step's gate gradients are in */
     RF_F(rf_wgrad_dx_split)(w, nt, it);
@@ -218,12 +247,14 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(T, B, 1, H)) {
-        const int nt = rf_threads(n_threads, I + H); /* the weight phase splits I+H rows */
-        RF_RUN_THREADS(nt, RF_F(rnn_backward_small), &a, &w);
+        const int nu = rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real));
+        if (nu) RF_RUN_UNITS(nu, RF_F(rnn_backward_small), &a, &w);
+        else /* the weight phase splits I+H rows */
+            RF_RUN_THREADS(rf_threads(n_threads, I + H), RF_F(rnn_backward_small), &a, &w, NULL);
         return RNNFAST_OK;
     }
     for (int64_t t = T - 1; t >= 0; t--) {
-        RF_F(rnn_act_backward)(&a, t, 0, B);
+        RF_F(rnn_act_backward)(&a, t, 0, B, 0, H);
         RF_F(rf_gemm)(blas, 'N', 'N', B, H, H, 1, a.da + t * B * H, H, w_hh, H, 1, dh0, H);
     }
     RF_F(rf_wgrad_blas)(blas, &w);

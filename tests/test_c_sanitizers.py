@@ -6,12 +6,14 @@ against finite differences in double, 1 vs 2 threads bitwise, every error code f
 pointers. Skipped only when there is no C compiler. The build moves the small/large switch
 (RF_SMALL_MACS: B*G*H*H per step down to 2^20; RF_SMALL_MIN_ROWS: T*B down to 1) so that both
 paths run on shapes cheap enough for the sanitizers and the naive BLAS, and likewise the switch
-to packed weight-gradient products (RF_WGRAD_PACK_MACS, RF_WGRAD_PACK_BYTES). The same command
+to packed weight-gradient products (RF_WGRAD_PACK_MACS, RF_WGRAD_PACK_BYTES) and to the unit
+split of one sequence over the threads (RF_UNITS_MIN_BYTES). The same command
 by hand, from the checkout:
 
     cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \\
        -fno-omit-frame-pointer -fopenmp -DRNNFAST_OPENMP -DRF_SMALL_MACS=1048576 \\
-       -DRF_SMALL_MIN_ROWS=1 -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0 -Icsrc -Itests/c \\
+       -DRF_SMALL_MIN_ROWS=1 -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0 \\
+       -DRF_UNITS_MIN_BYTES=0 -Icsrc -Itests/c \\
        csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest && /tmp/rnnfast_ctest
 """
 import glob
@@ -37,6 +39,7 @@ def _build(cc, out, extra):
     sources += sorted(glob.glob(os.path.join(ROOT, "tests", "c", "*.c")))
     cmd = [cc, "-std=c11", "-O1", "-g", "-Wall", *SANITIZE, *extra, "-DRF_SMALL_MACS=1048576",
            "-DRF_SMALL_MIN_ROWS=1", "-DRF_WGRAD_PACK_MACS=2000", "-DRF_WGRAD_PACK_BYTES=0",
+           "-DRF_UNITS_MIN_BYTES=0",
            "-I" + os.path.join(ROOT, "csrc"), "-I" + os.path.join(ROOT, "tests", "c"),
            *sources, "-lm", "-o", out]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -35,13 +35,19 @@ DTYPES = (np.float64, np.float32)
 # gradients run on packed operands from (I+H)*G*H*T*B = 2**26 multiply-adds with G*H at least
 # 2 KB (RF_WGRAD_PACK_*): LARGE and (3, 129, 6, 515) for the RNN, PACKED_WGRAD for the GRU
 # (blocks of 256 rows of T*B, the last one partial; I, H and G*H not multiples of 12 or 16).
+# With fewer sequences than threads, each thread owns a share of the hidden units instead of
+# sequences (the unit split, rf_unit_threads: W_hh of at least 48 KB): UNITS (every cell; units
+# 0-47 and 48-115 on 2 threads in float, H not a multiple of 16) and UNITS_B2 (two sequences on
+# 3 threads, the LSTM and GRU).
+UNITS = (23, 1, 7, 116)
+UNITS_B2 = (9, 2, 5, 70)
 MULTI_CHUNK = (37, 16, 5, 128)
 PACKED_WGRAD = (45, 21, 37, 180)
 LARGE = (2, 128, 3, 520)
 LARGE_RNN = (2, 380, 3, 520)
 SHAPES = [(5, 3, 4, 7), (1, 1, 3, 5), (6, 1, 9, 13), (4, 9, 17, 31), (3, 2, 5, 520),
           (2, 5, 6, 300), (17, 3, 4, 7), (20, 1, 9, 13), (8, 2, 5, 520), MULTI_CHUNK, LARGE,
-          (3, 129, 6, 515), LARGE_RNN, PACKED_WGRAD]
+          (3, 129, 6, 515), LARGE_RNN, PACKED_WGRAD, UNITS, UNITS_B2]
 
 
 def _rel_err(got, want):
@@ -123,7 +129,7 @@ def test_sequence_kernels_match_reference(cell, shape, dtype):
 @pytest.mark.parametrize("with_h0", [True, False])
 @pytest.mark.parametrize("use_lengths", [False, True])
 def test_options_match_reference(cell, bias, with_h0, use_lengths):
-    shapes = [(6, 3, 5, 6), (4, 3, 5, 6), LARGE, PACKED_WGRAD]
+    shapes = [(6, 3, 5, 6), (4, 3, 5, 6), LARGE, PACKED_WGRAD, UNITS, UNITS_B2]
     for shape in shapes + ([LARGE_RNN] if "rnn" in cell else []):
         got = _compare(cell, shape, np.float64, bias=bias, with_h0=with_h0,
                        use_lengths=use_lengths, seed=2)
@@ -221,10 +227,11 @@ def threads():
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("shape", [(6, 7, 5, 33), (3, 1, 4, 9), (20, 1, 4, 9), (4, 6, 8, 300),
-                                   MULTI_CHUNK, LARGE, PACKED_WGRAD], ids=str)
+                                   MULTI_CHUNK, LARGE, PACKED_WGRAD, UNITS, UNITS_B2],
+                         ids=str)
 def test_bitwise_identical_for_any_thread_count(cell, shape, threads):
     for dtype in DTYPES:
-        args = _inputs(cell, *shape, dtype, seed=5, use_lengths=shape[1] > 1)
+        args = _inputs(cell, *shape, dtype, seed=5, use_lengths=shape[1] > 1 or shape == UNITS)
         results = []
         for n in (1, 2, 3):
             threads(n)

@@ -17,6 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "naive_blas.h"
 #include "rnnfast.h"
 
@@ -209,68 +213,120 @@ static void check_gradients(int cell, int64_t T, int64_t B, int64_t I, int64_t H
     free(p); free(g); free(v); free(q); free(P.dy); free(P.dhn); free(P.dcn); free(P.lengths);
 }
 
+/* float32 inputs of one problem, and forward+backward on them with nt threads into out (y, h_n,
+ * dx, dh0, dW_ih, dW_hh, db: f32_out_len elements); the return codes of both calls. */
+typedef struct {
+    int cell;
+    int64_t T, B, I, H;
+    float *x, *wi, *wh, *b, *dy;
+} ProbF;
+
+static size_t f32_out_len(const ProbF *P) {
+    const int64_t GH = GATES[P->cell] * P->H;
+    return (size_t)(P->T * P->B * (P->H + P->I) + 2 * P->B * P->H + GH * (P->I + P->H + 1));
+}
+
+static ProbF f32_problem(int cell, int64_t T, int64_t B, int64_t I, int64_t H) {
+    const int64_t GH = GATES[cell] * H;
+    ProbF P = {cell, T, B, I, H, NULL, NULL, NULL, NULL, NULL};
+    size_t nx = (size_t)(T * B * I), ny = (size_t)(T * B * H);
+    P.x = malloc(nx * 4); P.wi = malloc((size_t)(GH * I) * 4); P.wh = malloc((size_t)(GH * H) * 4);
+    P.b = malloc((size_t)GH * 4); P.dy = malloc(ny * 4);
+    for (size_t i = 0; i < nx; i++) P.x[i] = (float)urand();
+    for (int64_t i = 0; i < GH * I; i++) P.wi[i] = (float)(urand() * 0.3);
+    for (int64_t i = 0; i < GH * H; i++) P.wh[i] = (float)(urand() * 0.3);
+    for (int64_t i = 0; i < GH; i++) P.b[i] = (float)urand();
+    for (size_t i = 0; i < ny; i++) P.dy[i] = (float)urand();
+    return P;
+}
+
+static void f32_free(ProbF *P) { free(P->x); free(P->wi); free(P->wh); free(P->b); free(P->dy); }
+
+static int run_f32(const ProbF *P, int nt, float *o) {
+    const int64_t T = P->T, B = P->B, I = P->I, H = P->H, GH = GATES[P->cell] * H;
+    const int cell = P->cell;
+    size_t nx = (size_t)(T * B * I), ny = (size_t)(T * B * H), nh = (size_t)(B * H);
+    float *x = P->x, *wi = P->wi, *wh = P->wh, *b = P->b, *dy = P->dy;
+    float *y = o, *hn = y + ny, *dx = hn + nh, *dh0 = dx + nx, *dwi = dh0 + nh,
+          *dwh = dwi + GH * I, *db = dwh + GH * H;
+    float *cn = malloc(nh * 4), *dc0 = malloc(nh * 4);
+    float *gates = malloc((size_t)(T * B * GH) * 4), *aux = malloc(ny * 4);
+    size_t nw = 0;
+    float *work;
+    int rc1, rc2;
+    if (cell == LSTM) {
+        nw = rnnfast_lstm_forward_workspace(T, B, I, H, 1);
+        size_t nb = rnnfast_lstm_backward_workspace(T, B, I, H);
+        work = malloc((nw > nb ? nw : nb) * 4);
+        rc1 = rnnfast_lstm_forward_f32(y, hn, cn, gates, aux, x, NULL, NULL, wi, wh, b, NULL,
+                                       NULL, T, B, I, H, work, nw, &BLAS, nt);
+        rc2 = rnnfast_lstm_backward_f32(dx, dh0, dc0, dwi, dwh, db, NULL, dy, NULL, NULL, gates,
+                                        aux, y, x, NULL, NULL, wi, wh, NULL, T, B, I, H, work, nb,
+                                        &BLAS, nt);
+    } else if (cell == GRU) {
+        nw = rnnfast_gru_forward_workspace(T, B, I, H, 1);
+        size_t nb = rnnfast_gru_backward_workspace(T, B, I, H);
+        work = malloc((nw > nb ? nw : nb) * 4);
+        rc1 = rnnfast_gru_forward_f32(y, hn, gates, aux, x, NULL, wi, wh, b, b, NULL, T, B, I, H,
+                                      work, nw, &BLAS, nt);
+        rc2 = rnnfast_gru_backward_f32(dx, dh0, dwi, dwh, db, NULL, dy, NULL, gates, aux, y, x,
+                                       NULL, wi, wh, NULL, T, B, I, H, work, nb, &BLAS, nt);
+    } else {
+        nw = rnnfast_rnn_forward_workspace(T, B, I, H);
+        size_t nb = rnnfast_rnn_backward_workspace(T, B, I, H);
+        work = malloc((nw > nb ? nw : nb) * 4);
+        int nl = cell == RNN_RELU ? RNNFAST_RELU : RNNFAST_TANH;
+        rc1 = rnnfast_rnn_forward_f32(y, hn, x, NULL, wi, wh, NULL, b, NULL, nl, T, B, I, H,
+                                      work, nw, &BLAS, nt);
+        rc2 = rnnfast_rnn_backward_f32(dx, dh0, dwi, dwh, NULL, db, dy, NULL, y, x, NULL, wi, wh,
+                                       NULL, nl, T, B, I, H, work, nb, &BLAS, nt);
+    }
+    free(cn); free(dc0); free(gates); free(aux); free(work);
+    return rc1 != RNNFAST_OK ? rc1 : rc2;
+}
+
 /* float32 forward+backward: finite, and bitwise equal for 1 and 2 threads. */
 static void check_threads_f32(int cell, int64_t T, int64_t B, int64_t I, int64_t H) {
-    const int64_t G = GATES[cell], GH = G * H;
-    size_t nx = (size_t)(T * B * I), ny = (size_t)(T * B * H), nh = (size_t)(B * H);
-    float *x = malloc(nx * 4), *wi = malloc((size_t)(GH * I) * 4);
-    float *wh = malloc((size_t)(GH * H) * 4);
-    float *b = malloc((size_t)GH * 4), *dy = malloc(ny * 4);
-    for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
-    for (int64_t i = 0; i < GH * I; i++) wi[i] = (float)(urand() * 0.3);
-    for (int64_t i = 0; i < GH * H; i++) wh[i] = (float)(urand() * 0.3);
-    for (int64_t i = 0; i < GH; i++) b[i] = (float)urand();
-    for (size_t i = 0; i < ny; i++) dy[i] = (float)urand();
+    ProbF P = f32_problem(cell, T, B, I, H);
+    size_t nout = f32_out_len(&P);
     float *out[2];
-    size_t nout = ny + nh + nx + nh + (size_t)(GH * I + GH * H + GH);
     for (int r = 0; r < 2; r++) {
-        int nt = r + 1;
         float *o = out[r] = calloc(nout, 4);
-        float *y = o, *hn = y + ny, *dx = hn + nh, *dh0 = dx + nx, *dwi = dh0 + nh,
-              *dwh = dwi + GH * I, *db = dwh + GH * H;
-        float *cn = malloc(nh * 4), *dc0 = malloc(nh * 4);
-        float *gates = malloc((size_t)(T * B * GH) * 4), *aux = malloc(ny * 4);
-        size_t nw = 0;
-        float *work;
-        int rc1, rc2;
-        if (cell == LSTM) {
-            nw = rnnfast_lstm_forward_workspace(T, B, I, H, 1);
-            size_t nb = rnnfast_lstm_backward_workspace(T, B, I, H);
-            work = malloc((nw > nb ? nw : nb) * 4);
-            rc1 = rnnfast_lstm_forward_f32(y, hn, cn, gates, aux, x, NULL, NULL, wi, wh, b, NULL,
-                                           NULL, T, B, I, H, work, nw, &BLAS, nt);
-            rc2 = rnnfast_lstm_backward_f32(dx, dh0, dc0, dwi, dwh, db, NULL, dy, NULL, NULL,
-                                            gates, aux, y, x, NULL, NULL, wi, wh, NULL, T, B, I,
-                                            H, work, nb, &BLAS, nt);
-        } else if (cell == GRU) {
-            nw = rnnfast_gru_forward_workspace(T, B, I, H, 1);
-            size_t nb = rnnfast_gru_backward_workspace(T, B, I, H);
-            work = malloc((nw > nb ? nw : nb) * 4);
-            rc1 = rnnfast_gru_forward_f32(y, hn, gates, aux, x, NULL, wi, wh, b, b, NULL, T, B, I,
-                                          H, work, nw, &BLAS, nt);
-            rc2 = rnnfast_gru_backward_f32(dx, dh0, dwi, dwh, db, NULL, dy, NULL, gates, aux, y,
-                                           x, NULL, wi, wh, NULL, T, B, I, H, work, nb, &BLAS,
-                                           nt);
-        } else {
-            nw = rnnfast_rnn_forward_workspace(T, B, I, H);
-            size_t nb = rnnfast_rnn_backward_workspace(T, B, I, H);
-            work = malloc((nw > nb ? nw : nb) * 4);
-            int nl = cell == RNN_RELU ? RNNFAST_RELU : RNNFAST_TANH;
-            rc1 = rnnfast_rnn_forward_f32(y, hn, x, NULL, wi, wh, NULL, b, NULL, nl, T, B, I, H,
-                                          work, nw, &BLAS, nt);
-            rc2 = rnnfast_rnn_backward_f32(dx, dh0, dwi, dwh, NULL, db, dy, NULL, y, x, NULL, wi,
-                                           wh, NULL, nl, T, B, I, H, work, nb, &BLAS, nt);
-        }
-        CHECK(rc1 == RNNFAST_OK && rc2 == RNNFAST_OK, "%s f32 rc %d %d", NAMES[cell], rc1, rc2);
+        int rc = run_f32(&P, r + 1, o);
+        CHECK(rc == RNNFAST_OK, "%s f32 rc %d", NAMES[cell], rc);
         for (size_t i = 0; i < nout; i++)
             if (!isfinite(o[i])) {
                 CHECK(0, "%s f32 output %zu not finite", NAMES[cell], i);
                 break;
             }
-        free(cn); free(dc0); free(gates); free(aux); free(work);
     }
     CHECK(!memcmp(out[0], out[1], nout * 4), "%s f32: 1 and 2 threads differ", NAMES[cell]);
-    free(out[0]); free(out[1]); free(x); free(wi); free(wh); free(b); free(dy);
+    free(out[0]); free(out[1]); f32_free(&P);
+}
+
+/* Called from inside an OpenMP parallel region (no nested parallelism: each call's own region
+ * gets a team of one thread, fewer than the two it asks for), every thread's call still computes
+ * the whole problem, and the same bits as a call from outside. */
+static void check_nested_f32(int cell, int64_t T, int64_t B, int64_t I, int64_t H) {
+#ifdef _OPENMP
+    ProbF P = f32_problem(cell, T, B, I, H);
+    size_t nout = f32_out_len(&P);
+    float *want = calloc(nout, 4), *got = calloc(2 * nout, 4);
+    int rc = run_f32(&P, 2, want), rcs[2] = {-1, -1};
+#pragma omp parallel num_threads(2)
+    {
+        int me = omp_get_thread_num();
+        if (me < 2) rcs[me] = run_f32(&P, 2, got + (size_t)me * nout);
+    }
+    CHECK(rc == RNNFAST_OK && rcs[0] == RNNFAST_OK, "%s nested rc %d %d", NAMES[cell], rc,
+          rcs[0]);
+    for (int k = 0; k < 2; k++)
+        CHECK(rcs[k] == -1 || !memcmp(want, got + (size_t)k * nout, nout * 4),
+              "%s f32: a call inside a parallel region differs", NAMES[cell]);
+    free(want); free(got); f32_free(&P);
+#else
+    (void)cell; (void)T; (void)B; (void)I; (void)H;
+#endif
 }
 
 static void check_errors(void) {
@@ -359,10 +415,16 @@ int main(void) {
         check_threads_f32(cell, 2, Bl, 4, 520);
     }
     /* after the others, so that they keep their random inputs; no ReLU, whose kinks a finite
-     * difference may straddle */
+     * difference may straddle. One sequence: the unit split (built with -DRF_UNITS_MIN_BYTES=0,
+     * so from H = 16 in double, 32 in float), H not a multiple of the vector width, with lengths
+     * (the sequence's is 3 of 7 steps); and calls from inside a parallel region. */
     for (int cell = 0; cell < 4; cell++) {
         if (cell != RNN_RELU) check_gradients(cell, 40, 7, 3, 9, 1, 1, 1);
         check_threads_f32(cell, 40, 7, 5, 33);
+        if (cell != RNN_RELU) check_gradients(cell, 7, 1, 3, 21, 1, 1, 1);
+        check_threads_f32(cell, 9, 1, 5, 37);
+        check_nested_f32(cell, 9, 1, 5, 37);
+        check_nested_f32(cell, 6, 7, 5, 33);
     }
     check_errors();
     printf("rnnfast C tests: %d failure(s); worst relative gradient error %.2e\n", failures,
