@@ -28,11 +28,13 @@
  * small (RNN 9.9/29 vs 13.9/39, LSTM 37/113 vs 54/157, GRU 20/84 vs 40/116), as is the RNN at
  * (128,100,512,512) (B*H*H = 2^25: 96/303 vs 110/304). There, with the weights packed (rf_pack),
  * the GRU (3 * 2^25) is also faster small: inference 286-302 vs 301-422 ms, training forward
- * 261-292 vs 328-372, backward 677-814 vs 712-804 (three alternating runs); the LSTM (2^27) is
- * not: inference 361-406 vs 359-388, backward 758-910 vs 801-810. Override with
- * -DRF_SMALL_MACS=... */
+ * 261-292 vs 328-372, backward 677-814 vs 712-804 (three alternating runs); the LSTM (2^27) was
+ * not: inference 361-406 vs 359-388, backward 758-910 vs 801-810. On a 2-core AMD EPYC (Zen 4,
+ * AVX-512 on 256-bit units; OpenBLAS's SkylakeX kernels), in one process, calls interleaved
+ * (5 rounds, medians), the LSTM there is faster small too: inference 277 vs 306 ms, forward+
+ * backward 1045 vs 1242, so the switch now includes it. Override with -DRF_SMALL_MACS=... */
 #ifndef RF_SMALL_MACS
-#define RF_SMALL_MACS ((int64_t)3 << 25)
+#define RF_SMALL_MACS ((int64_t)1 << 27)
 #endif
 
 /* Inference keeps the input projection of at most this many elements (or one step) at a time,

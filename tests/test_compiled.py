@@ -28,7 +28,7 @@ if not rnnfast.compiled_available():  # pragma: no cover
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 DTYPES = (np.float64, np.float32)
 # (T, B, I, H). The kernels' small path (own products in one OpenMP region) runs when
-# B*G*H*H <= 3 * 2**25 (RF_SMALL_MACS) and T*B >= 16 (RF_SMALL_MIN_ROWS); the others take the
+# B*G*H*H <= 2**27 (RF_SMALL_MACS) and T*B >= 16 (RF_SMALL_MIN_ROWS); the others take the
 # per-step BLAS path. Both paths: tiny, B=1, T=1, H not a multiple of 8/16, past the size switch
 # (LARGE: the LSTM and GRU; LARGE_RNN: every cell), and a long one whose LSTM backward runs the
 # small path in more than one chunk of steps (RF_BWD_CHUNK_ELEMS). The RNN's and GRU's weight
@@ -43,8 +43,8 @@ UNITS = (23, 1, 7, 116)
 UNITS_B2 = (9, 2, 5, 70)
 MULTI_CHUNK = (37, 16, 5, 128)
 PACKED_WGRAD = (45, 21, 37, 180)
-LARGE = (2, 128, 3, 520)
-LARGE_RNN = (2, 380, 3, 520)
+LARGE = (2, 170, 3, 520)
+LARGE_RNN = (2, 500, 3, 520)
 SHAPES = [(5, 3, 4, 7), (1, 1, 3, 5), (6, 1, 9, 13), (4, 9, 17, 31), (3, 2, 5, 520),
           (2, 5, 6, 300), (17, 3, 4, 7), (20, 1, 9, 13), (8, 2, 5, 520), MULTI_CHUNK, LARGE,
           (3, 129, 6, 515), LARGE_RNN, PACKED_WGRAD, UNITS, UNITS_B2]
