@@ -9,7 +9,7 @@
  * fused pass then combines it with the precomputed input projection, keeps r, z, n and
  * hn = W_hn h + b_hn for backward, and writes y[t]. Backward keeps the hidden-side gate gradient
  * (its n part is r*dn) in its own buffer so dW_hh stays one GEMM. Small problems: one OpenMP
- * region, a batch slice per thread (see rf_common.h).
+ * region, a batch slice per thread, or a share of the hidden units (see rf_common.h).
  */
 #ifndef RF_REAL_DEFINED
 #include "rf_common.h"

@@ -12,7 +12,8 @@
  * activates the gates in place (kept for backward), updates c and h, and writes y[t]. Backward
  * runs the fused gate-gradient pass and dgates_t @ W_hh per step, then dx, dW_ih and dW_hh as
  * single GEMMs over all steps after the loop. Small problems run the whole time loop inside one
- * OpenMP region, each thread owning a batch slice (rf_small in rf_common.h); large ones call the
+ * OpenMP region, each thread owning a batch slice, or with fewer sequences than threads a share of
+ * the hidden units (rf_small, rf_unit_threads in rf_common.h); large ones call the
  * BLAS per step from the calling thread. What it is not: a general LSTM (no peepholes, no
  * projection, no dropout); multi-layer and bidirectional stacks are built above, in Python.
  */
@@ -63,7 +64,8 @@ size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t 
 #include "rf_real.h"
 
 typedef struct {
-    real *y, *h, *c, *gates, *c_all, *chunk;   /* h, c: the running state, in h_n, c_n */
+    real *y, *h, *c, *gates, *c_all, *chunk;   /* h, c: the running state, in h_n, c_n (the */
+                                               /* unit split: h in hb, into h_n at the end) */
     real *hb;                                  /* unit split: h_t at hb[t % 2] (B,H) */
     const real *x, *bias, *WiT, *WhT;          /* WiT (I,4H), WhT (H,4H): small path only */
     const int64_t *lengths;
@@ -291,9 +293,10 @@ RF_MULTIVERSION(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_
  * (f == NULL): its batch slice for the chunk's steps (gate gradients and dh += da_t @ W_hh with
  * our own product) and their dx rows. Unit split (f the step counters): per step its units of
  * the gate gradients (each gate's columns [u0,u1) of da[t]), the step sync, then its units of
- * dh += da[t] @ W_hh (columns [u0,u1) of W_hh); after the chunk, a share of its rows of dx (the
- * chunk is at least 2 steps, so the next step's gate gradients never overwrite those being
- * read). Then, after a barrier, its columns of dW_ih^T, dW_hh^T and db for the chunk. */
+ * dh += da[t] @ W_hh (columns [u0,u1) of W_hh); after the chunk, a share of the chunk's rows of
+ * dx (every step has its own rows of the chunk's gate gradients, and the barriers below keep the
+ * next chunk from overwriting them). Then, after a barrier, its columns of dW_ih^T, dW_hh^T and
+ * db for the chunk. */
 static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgrad) *w,
                                       rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, GH = 4 * H, Tc = a->Tc;
@@ -354,7 +357,7 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
 
     if (rf_small(T, B, 4, H)) {
         const int nu = rf_unit_threads(n_threads, B, 4, H, RF_VEC, (int64_t)sizeof(real));
-        if (nu && a.Tc >= 2) RF_RUN_UNITS(nu, RF_F(lstm_backward_small), &a, &w);
+        if (nu) RF_RUN_UNITS(nu, RF_F(lstm_backward_small), &a, &w);
         else /* the weight phase splits GH columns */
             RF_RUN_THREADS(rf_threads(n_threads, GH), RF_F(lstm_backward_small), &a, &w, NULL);
         return RNNFAST_OK;

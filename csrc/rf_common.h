@@ -1,5 +1,6 @@
 /* rf_common.h: internal pieces shared by rnn.c, lstm.c and gru.c that do not depend on the dtype:
- * the small-problem switch, workspace layout helpers, batch slicing for threads, argument checks.
+ * the small-problem switch, workspace layout helpers, batch and unit slicing for threads, the
+ * step sync, argument checks.
  * Not part of the public API (rnnfast.h is).
  */
 #ifndef RF_COMMON_H
@@ -17,7 +18,8 @@
 #endif
 
 /* Problems with B*G*H*H multiply-adds per step up to this size run "small": one OpenMP region for
- * the whole sequence, each thread owning a batch slice for all T steps (in backward, then one
+ * the whole sequence, each thread owning a batch slice for all T steps (or, with fewer sequences
+ * than threads, a share of the hidden units: the unit split below; in backward, then one
  * barrier and the weight gradients split by rows), every product by our own single-threaded
  * kernel (rf_mm), so the BLAS's threads never run while ours are busy. Larger ones run "large":
  * the input projection and the weight gradients as single BLAS GEMMs, per-step BLAS GEMMs (on the
@@ -98,10 +100,11 @@ static inline int rf_valid(const int64_t *lengths, int64_t t, int64_t b) {
     return !lengths || t < lengths[b];
 }
 
-/* Threads actually used: at most one per batch row. (In the small path's forward a thread with
- * no sequence of its own could only share the input projection, and the rows it projected then
- * had to cross to the cache of the core running the steps: measured slower than one thread, at
- * B = 1, LSTM (T,I,H) = (200,64,128): 0.92 vs 0.85 ms; RNN the same or slower.) */
+/* Threads of the batch split: at most one per batch row. (A thread with no sequence of its own
+ * could only share the input projection, and the rows it projected then had to cross to the
+ * cache of the core running the steps: measured slower than one thread on an Ice Lake Xeon, B = 1,
+ * LSTM (T,I,H) = (200,64,128): 0.92 vs 0.85 ms. Such problems now mostly take the unit split,
+ * rf_unit_threads, which gives every thread its own share of every step.) */
 static inline int rf_threads(int n_threads, int64_t B) {
 #ifdef RNNFAST_OPENMP
     int64_t n = n_threads < 1 ? 1 : n_threads;
@@ -116,8 +119,9 @@ static inline int rf_threads(int n_threads, int64_t B) {
  * thread with no sequence of its own would only add the region's overhead. Training: as many
  * as the backward will use, even without a sequence each, because a thread that sat out the
  * forward may have gone to sleep by the time the backward needs it, and waking it on this machine
- * cost more than the whole difference (LSTM (1,200,64,128) forward+backward, 0.3 s pause before
- * each block of calls: 2.6-3.3 ms with one forward thread, 2.3-2.8 with two). The RNN forward
+ * cost more than the whole difference (Ice Lake, LSTM (1,200,64,128) forward+backward, before the
+ * unit split, 0.3 s pause before each block of calls: 2.6-3.3 ms with one forward thread, 2.3-2.8
+ * with two). The RNN forward
  * keeps one per sequence: its forward+backward measured the same either way. */
 static inline int rf_fwd_threads(int n_threads, int64_t T, int64_t B, int training) {
     return rf_threads(n_threads, training ? T * B : B);
@@ -203,6 +207,14 @@ static inline void rf_units(int64_t H, int nt, int it, int64_t vec, int64_t *u0,
     *u1 = it == nt - 1 ? H : H * (it + 1) / nt / vec * vec;
 }
 
+/* Give the CPU to another runnable thread (POSIX sched_yield; elsewhere a no-op). */
+#if defined(__unix__) || defined(__APPLE__)
+int sched_yield(void);
+static inline void rf_yield(void) { sched_yield(); }
+#else
+static inline void rf_yield(void) {}
+#endif
+
 /* One step counter per thread, each on its own cache line; zeroed before the region. */
 typedef struct {
     _Alignas(64) _Atomic int64_t step;
@@ -210,18 +222,24 @@ typedef struct {
 } rf_step_flag;
 
 /* Thread `it` has finished step s (all it wrote is published), then waits until every thread
- * has. A spin on the other threads' counters: a step is microseconds, a futex wait far more. */
+ * has. A spin on the other threads' counters: a step is microseconds, a futex wait far more.
+ * After RF_SPIN_YIELD rounds it yields the CPU between checks, so that with more threads than
+ * free CPUs (other processes, or several calls at once) the thread being waited for gets to run
+ * instead of losing its time slices to the spinner. */
+#define RF_SPIN_YIELD 4096
 static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
     atomic_store_explicit(&f[it].step, s, memory_order_release);
     for (int j = 0; j < nt; j++)
-        while (j != it && atomic_load_explicit(&f[j].step, memory_order_acquire) < s) {
+        for (long spins = 0;
+             j != it && atomic_load_explicit(&f[j].step, memory_order_acquire) < s; spins++) {
+            if (spins >= RF_SPIN_YIELD) rf_yield();
 #if defined(__x86_64__) || defined(__i386__)
-            __builtin_ia32_pause();
+            else __builtin_ia32_pause();
 #endif
         }
 }
 
-/* Run fn(args..., f, n, it) on the unit split's nu threads, f their zeroed step counters. */
+/* Run fn(args..., f, n, it) on up to nu threads (the unit split), f their zeroed step counters. */
 #define RF_RUN_UNITS(nu, fn, ...)                                                               \
     do {                                                                                        \
         rf_step_flag rf_f_[RF_UNITS_MAX_THREADS];                                               \

@@ -1,11 +1,11 @@
 /* rf_mm.c: the small matrix product of the "small problem" path, C (M,N) += A (M,K) @ Bm (K,N).
  *
  * Runs every product of the small path (rf_small in rf_common.h: per-step products, run by each
- * OpenMP thread on its own batch slice, and the projection and weight-gradient products split
- * among the threads); the large path's products go to the BLAS. Row-major, leading dimensions
- * lda/ldb/ldc; A's element (i,k) is A[i*lda + k*acs], so A may also be a transposed view (lda =
- * 1, acs = rows). B is either plain (rf_mm) or packed in panels of 8 vectors' width (rf_mmp:
- * the small path's weights, packed once per call).
+ * OpenMP thread on its own batch slice or columns, and the projection and weight-gradient
+ * products split among the threads); the large path's products go to the BLAS. Row-major,
+ * leading dimensions lda/ldb/ldc; A's element (i,k) is A[i*lda + k*acs], so A may also be a
+ * transposed view (lda = 1, acs = rows). B is either plain (rf_mm) or packed in panels of 8
+ * vectors' width (rf_mmp: the small path's weights, packed once per call).
  *
  * Determinism contract: every C element is computed as c = C[i,j]; for k = 0..K-1:
  * c = fma(A[i,k], Bm[k,j], c) (or c + A*B without FMA hardware), whatever M, N, the blocking or

@@ -513,7 +513,8 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) 
 /* ---- small path, chunked: the backward time loop runs in chunks of steps [t0,t1) with t0 a
  * multiple of Tc (the last chunk first), keeping the gate gradients of one chunk only
  * (w->da_in, w->da_hh: step t at row block t % Tc), so backward's workspace stays O(Tc*B*GH)
- * and in cache. After each chunk: the dx rows of one thread's batch slice, a barrier, then
+ * and in cache. After each chunk: the dx rows of one thread's batch slice (the unit split: a
+ * share of the chunk's rows, rf_wgrad_dx_rows), a barrier, then
  * each thread adds the chunk's part of its columns of dW^T and db, and a barrier before the next
  * chunk overwrites the gate gradients. Every element sums the same products in an order fixed by
  * the shape (chunk by chunk, last chunk first), whatever the thread count. */

@@ -7,7 +7,8 @@
  * recurrent product accumulates into y[t] and one pass applies act in place (y is also all that
  * backward needs, so training saves nothing extra and inference needs no buffer at all). Backward:
  * per step the fused pass and dpre_t @ W_hh; dx, dW_ih, dW_hh after the loop as single GEMMs.
- * Small problems: one OpenMP region, a batch slice per thread (see rf_common.h).
+ * Small problems: one OpenMP region, a batch slice per thread, or a share of the hidden units
+ * (see rf_common.h).
  */
 #ifndef RF_REAL_DEFINED
 #include "rf_common.h"

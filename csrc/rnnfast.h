@@ -35,8 +35,9 @@
  *
  * A single time step (streaming) is the sequence kernel with T = 1 and lengths = NULL.
  *
- * Threads: n_threads >= 1 OpenMP threads share the batch. Problems with B*G*H*H <= 3 * 2^25
- * multiply-adds per step and T*B >= 16 rows (G = 1, 4, 3 for RNN, LSTM, GRU) run every product on
+ * Threads: n_threads >= 1 OpenMP threads share the batch (with fewer sequences than threads, the
+ * hidden units of every sequence). Problems with B*G*H*H <= 2^27 multiply-adds per step and
+ * T*B >= 16 rows (G = 1, 4, 3 for RNN, LSTM, GRU) run every product on
  * the library's own kernel inside one OpenMP region; larger ones (and single steps of a few
  * sequences) call the BLAS, which runs with whatever threads it has, with the element-wise work on
  * the calling thread. Results are bitwise identical for every n_threads. With GCC's OpenMP

@@ -38,8 +38,10 @@ DTYPES = (np.float64, np.float32)
 # With fewer sequences than threads, each thread owns a share of the hidden units instead of
 # sequences (the unit split, rf_unit_threads: W_hh of at least 48 KB): UNITS (every cell; units
 # 0-47 and 48-115 on 2 threads in float, H not a multiple of 16) and UNITS_B2 (two sequences on
-# 3 threads, the LSTM and GRU).
+# 3 threads, the LSTM and GRU); UNITS_CHUNKS runs it over several chunks of steps (inference:
+# 32 steps of the LSTM, 42 of the GRU; the LSTM's backward: 64).
 UNITS = (23, 1, 7, 116)
+UNITS_CHUNKS = (70, 1, 3, 1024)
 UNITS_B2 = (9, 2, 5, 70)
 MULTI_CHUNK = (37, 16, 5, 128)
 PACKED_WGRAD = (45, 21, 37, 180)
@@ -47,7 +49,8 @@ LARGE = (2, 170, 3, 520)
 LARGE_RNN = (2, 500, 3, 520)
 SHAPES = [(5, 3, 4, 7), (1, 1, 3, 5), (6, 1, 9, 13), (4, 9, 17, 31), (3, 2, 5, 520),
           (2, 5, 6, 300), (17, 3, 4, 7), (20, 1, 9, 13), (8, 2, 5, 520), MULTI_CHUNK, LARGE,
-          (3, 129, 6, 515), LARGE_RNN, PACKED_WGRAD, UNITS, UNITS_B2]
+          (3, 129, 6, 515), LARGE_RNN, PACKED_WGRAD, UNITS, UNITS_B2,
+          UNITS_CHUNKS]
 
 
 def _rel_err(got, want):
@@ -227,7 +230,8 @@ def threads():
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("shape", [(6, 7, 5, 33), (3, 1, 4, 9), (20, 1, 4, 9), (4, 6, 8, 300),
-                                   MULTI_CHUNK, LARGE, PACKED_WGRAD, UNITS, UNITS_B2],
+                                   MULTI_CHUNK, LARGE, PACKED_WGRAD, UNITS, UNITS_B2,
+                                   UNITS_CHUNKS],
                          ids=str)
 def test_bitwise_identical_for_any_thread_count(cell, shape, threads):
     for dtype in DTYPES:
