@@ -33,9 +33,12 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
 size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
-    if (rf_small(T, B, G, H)) /* alignment slack, one chunk's gate gradients, packed weights */
-        return (size_t)(RF_PAD + rf_pad(rf_bwd_chunk_steps(T, B, GH) * B * GH) +
-                        rf_bwd_small_extra(I, H, GH));
+    if (rf_small(T, B, G, H)) { /* alignment slack, one chunk's gate gradients, packed weights */
+        const int64_t rows = rf_bwd_chunk_steps(T, B, GH) * B; /* and, far apart, packed */
+        return (size_t)(RF_PAD + rf_pad(rows * GH) + rf_bwd_small_extra(I, H, GH) +
+                        (rf_chunk_packed_used(GH, (int64_t)sizeof(double))
+                             ? rf_pad(rf_packed_len(rows, GH)) : 0));
+    }
     /* alignment slack, gate gradients, ones */
     return (size_t)(RF_PAD + rf_pad(T * B * GH) + rf_pad(T * B));
 }
@@ -351,6 +354,8 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
         w.ones = NULL;
         RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, GH, &a.w_hh, &w.w_ih);
         w.tw = ws; /* free once the products are done */
+        if (rf_chunk_packed_used(GH, (int64_t)sizeof(real)))
+            w.pk = ws + rf_bwd_small_extra(I, H, GH);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);

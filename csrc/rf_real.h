@@ -318,6 +318,20 @@ static inline void RF_F(rf_pack_rows)(real *Bp, int64_t kp, const real *src, int
     }
 }
 
+/* Columns [j0,j1) of a packed (K,N) B operand (panels of K rows) from B row-major with leading
+ * dimension lds: the other columns are left as they are, so threads can pack their own. */
+static inline void RF_F(rf_pack_cols)(real *Bp, int64_t K, const real *src, int64_t lds,
+                                      int64_t j0, int64_t j1, int64_t N) {
+    const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ld = RF_F(rf_packed_ld)(N);
+    for (int64_t c = j0; c < j1;) {
+        const int64_t e = (c / np + 1) * np < j1 ? (c / np + 1) * np : j1;
+        real *dst = Bp + c / np * K * ld + c % np;
+        for (int64_t k = 0; k < K; k++)
+            memcpy(dst + k * ld, src + k * lds + c, (size_t)(e - c) * sizeof(real));
+        c = e;
+    }
+}
+
 /* Pack a (K,N) B operand for rf_mmp: from W (N,K) row-major (B = W^T) when trans, else from B
  * (K,N) row-major. */
 static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N, int trans) {
@@ -382,7 +396,8 @@ typedef struct {
     real *ones;                                 /* T*B elements of workspace (BLAS path) */
     int64_t T, B, I, H, GH;
     real *tw;  /* small path: scratch of rf_wgrad_finish, or (I+H)*GH for rf_wgrad_rows */
-    real *pk;  /* small path, rf_wgrad_packed_used: rf_wgrad_pack_len elements */
+    real *pk;  /* small path, rf_wgrad_packed_used: rf_wgrad_pack_len elements; the LSTM, */
+               /* rf_chunk_packed_used: one packed chunk of the gate gradient */
 } RF_F(rf_wgrad);
 
 /* Large problems: single GEMMs over all steps (the BLAS's threads). */
@@ -564,18 +579,30 @@ static inline void RF_F(rf_wgrad_cols_chunk)(const RF_F(rf_wgrad) *w, int64_t j0
         if (w->db_ih) memset(w->db_ih + j0, 0, (size_t)M * sizeof(real));
         if (w->db_hh) memset(w->db_hh + j0, 0, (size_t)M * sizeof(real));
     }
+    const int64_t K = (t1 - t0) * B;
+    const real *D = w->da_in + j0; /* (K, M), rows GH apart, or this thread's columns packed */
+    int64_t ldd = GH;
+    if (w->pk) { /* rows far apart fall in a few cache sets: pack them once, read them twice */
+        RF_F(rf_pack_cols)(w->pk, K, w->da_in, GH, j0, j1, GH);
+        ldd = 0;
+    }
+#define RF_DPROD(M_, A_, acs_, k0_, kn_, C_)                                                    \
+    do {                                                                                        \
+        if (ldd) RF_F(rf_mm)(M_, M, kn_, A_, 1, acs_, D + (k0_) * ldd, ldd, C_, M);              \
+        else RF_F(rf_mmp_cols)(M_, GH, j0, M, kn_, A_, 1, acs_,                                 \
+                               w->pk + (k0_) * RF_F(rf_packed_ld)(GH), K, C_, M);               \
+    } while (0)
     /* dW_ih^T[:, j0:j1] (I,M) += x[t0:t1]^T (I,.) @ da_in[chunk, j0:j1] */
-    RF_F(rf_mm)(I, M, (t1 - t0) * B, w->x + t0 * B * I, 1, I, w->da_in + j0, GH, ti, M);
+    RF_DPROD(I, w->x + t0 * B * I, I, 0, K, ti);
     /* dW_hh^T[:, j0:j1] (H,M) += h_prev^T @ da_hh[chunk, j0:j1]; h_prev = h0 at step 0, else
-     * y[t-1] */
+     * y[t-1] (da_hh is da_in: the LSTM) */
     int64_t ts = t0;
     if (t0 == 0) {
-        if (w->h0) RF_F(rf_mm)(H, M, B, w->h0, 1, H, w->da_hh + j0, GH, th, M);
+        if (w->h0) RF_DPROD(H, w->h0, H, 0, B, th);
         ts = 1;
     }
-    if (t1 > ts)
-        RF_F(rf_mm)(H, M, (t1 - ts) * B, w->y + (ts - 1) * B * H, 1, H,
-                    w->da_hh + (ts - t0) * B * GH + j0, GH, th, M);
+    if (t1 > ts) RF_DPROD(H, w->y + (ts - 1) * B * H, H, (ts - t0) * B, (t1 - ts) * B, th);
+#undef RF_DPROD
     /* db_hh is db_ih when both come from the same gate gradient: summed once, copied last */
     const int same = w->db_ih && w->da_hh == w->da_in;
     if (w->db_ih) RF_F(rf_colsum_add)(w->db_ih, w->da_in, (t1 - t0) * B, GH, j0, j1);
