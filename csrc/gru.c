@@ -128,27 +128,20 @@ static real *RF_F(gru_chunk)(const RF_F(gru_fwd) *a, int64_t t0) {
  * f the unit split: each gate's columns [u0,u1) of the projection and of hh). */
 static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, I = a->I, H = a->H, GH = 3 * H, T = a->T;
-    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
-    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
-    else rf_slice(B, nt, it, &b0, &b1);
+    const int unit = f != NULL;
+    int64_t b0, b1, u0, u1;
+    rf_share(unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
     for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
         const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
-        real *P = RF_F(gru_chunk)(a, t0);
-        if (!f) RF_F(rf_project_slice)(P, GH, a->x, t0, t0 + tc, B, b0, b1, I, a->WiT, GH, a->b_ih);
-        for (int64_t g = 0; f && g < 3; g++)
-            RF_F(rf_project_cols)(P, GH, a->x + t0 * B * I, tc * B, I, a->WiT, GH, g * H + u0,
-                                  g * H + u1, a->b_ih);
+        real *P = RF_F(gru_chunk)(a, t0), *h;
+        const real *hp;
+        RF_F(rf_project_share)(P, GH, a->x, t0, t0 + tc, B, I, a->WiT, 3, H, unit, b0, b1, u0, u1,
+                               a->b_ih);
         for (int64_t t = t0; t < t0 + tc; t++) {
-            real *h = f ? a->hb + (t & 1) * B * H : a->h;
-            const real *hp = !f || t == 0 ? a->h : a->hb + ((t - 1) & 1) * B * H;
+            RF_F(rf_step_h)(a->h, a->hb, t, B, H, unit, &h, &hp);
             /* hh = b_hh + h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            if (!f) {
-                RF_F(rf_fill_rows)(a->hh + b0 * GH, b1 - b0, GH, a->b_hh, GH);
-                RF_F(rf_mmp)(b1 - b0, GH, H, hp + b0 * H, H, 1, a->WhT, H, a->hh + b0 * GH, GH);
-            }
-            for (int64_t g = 0; f && g < 3; g++)
-                RF_F(rf_project_cols)(a->hh, GH, hp, B, H, a->WhT, GH, g * H + u0, g * H + u1,
-                                      a->b_hh);
+            RF_F(rf_fill_share)(a->hh, GH, B, 3, H, unit, b0, b1, u0, u1, a->b_hh);
+            RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, unit, b0, b1, u0, u1);
             RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1, u0, u1, h, hp);
             if (f) rf_step_sync(f, nt, it, t + 1);
         }
@@ -276,18 +269,13 @@ RF_MULTIVERSION(gru_gates_backward, (const RF_F(gru_bwd) *a, int64_t t, int64_t 
 static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad) *w,
                                      rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, GH = 3 * H;
-    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
-    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
-    else rf_slice(B, nt, it, &b0, &b1);
+    int64_t b0, b1, u0, u1;
+    rf_share(f != NULL, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
-        const real *da_t = a->da_hh + t * B * GH;
         RF_F(gru_gates_backward)(a, t, b0, b1, u0, u1);
         /* dh += da_hh[t] (.,3H) @ w_hh (3H,H): this thread's rows, or its columns [u0,u1) */
-        if (!f) RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, a->w_hh, GH, a->dh + b0 * H, H);
-        if (f) {
-            rf_step_sync(f, nt, it, a->T - t);
-            RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, GH, da_t, GH, 1, a->w_hh, GH, a->dh + u0, H);
-        }
+        RF_F(rf_step_dh)(a->dh, a->da_hh + t * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1, f, nt,
+                         it, a->T - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
     RF_F(rf_wgrad_dx_split)(w, nt, it);

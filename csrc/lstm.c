@@ -143,24 +143,19 @@ static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
  * into hb[t % 2], then the step sync, after which every thread reads the whole h_t. */
 static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, I = a->I, H = a->H, GH = 4 * H, T = a->T;
-    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
-    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
-    else rf_slice(B, nt, it, &b0, &b1);
+    int64_t b0, b1, u0, u1;
+    rf_share(f != NULL, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
     for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
         const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
-        real *P = RF_F(lstm_chunk)(a, t0);
-        if (!f) RF_F(rf_project_slice)(P, GH, a->x, t0, t0 + tc, B, b0, b1, I, a->WiT, GH, a->bias);
-        for (int64_t g = 0; f && g < 4; g++)
-            RF_F(rf_project_cols)(P, GH, a->x + t0 * B * I, tc * B, I, a->WiT, GH, g * H + u0,
-                                  g * H + u1, a->bias);
+        real *P = RF_F(lstm_chunk)(a, t0), *h;
+        const real *hp;
+        RF_F(rf_project_share)(P, GH, a->x, t0, t0 + tc, B, I, a->WiT, 4, H, f != NULL, b0, b1,
+                               u0, u1, a->bias);
         for (int64_t t = t0; t < t0 + tc; t++) {
-            real *P_t = P + (t - t0) * B * GH, *h = f ? a->hb + (t & 1) * B * H : a->h;
-            const real *hp = !f || t == 0 ? a->h : a->hb + ((t - 1) & 1) * B * H;
+            real *P_t = P + (t - t0) * B * GH;
+            RF_F(rf_step_h)(a->h, a->hb, t, B, H, f != NULL, &h, &hp);
             /* P_t += h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            if (!f) RF_F(rf_mmp)(b1 - b0, GH, H, hp + b0 * H, H, 1, a->WhT, H, P_t + b0 * GH, GH);
-            for (int64_t g = 0; f && g < 4; g++)
-                RF_F(rf_mmp_cols)(B, GH, g * H + u0, u1 - u0, H, hp, H, 1, a->WhT, H,
-                                  P_t + g * H + u0, GH);
+            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, f != NULL, b0, b1, u0, u1);
             RF_F(lstm_gates_forward)(a, t, P_t, b0, b1, u0, u1, h, hp);
             if (f) rf_step_sync(f, nt, it, t + 1);
         }
@@ -303,22 +298,16 @@ RF_MULTIVERSION(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_
 static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgrad) *w,
                                       rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, GH = 4 * H, Tc = a->Tc;
-    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H, j0, j1, s = 0;
-    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
-    else rf_slice(B, nt, it, &b0, &b1);
+    int64_t b0, b1, u0, u1, j0, j1;
+    rf_share(f != NULL, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
     rf_slice_cols(GH, nt, it, &j0, &j1);
     for (int64_t t1 = a->T; t1 > 0;) {
         const int64_t t0 = (t1 - 1) / Tc * Tc;
         for (int64_t t = t1 - 1; t >= t0; t--) {
-            const real *da_t = a->da + (t - t0) * B * GH;
             RF_F(lstm_gates_backward)(a, t, b0, b1, u0, u1);
             /* dh += da[t] (.,4H) @ w_hh (4H,H): this thread's rows, or its columns [u0,u1) */
-            if (!f) RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, a->w_hh, GH,
-                                 a->dh + b0 * H, H);
-            if (f) {
-                rf_step_sync(f, nt, it, ++s); /* da[t] complete */
-                RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, GH, da_t, GH, 1, a->w_hh, GH, a->dh + u0, H);
-            }
+            RF_F(rf_step_dh)(a->dh, a->da + (t - t0) * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1,
+                             f, nt, it, a->T - t);
         }
         if (f) RF_F(rf_wgrad_dx_rows)(w, t0, t1, nt, it);
         else RF_F(rf_wgrad_dx_chunk)(w, b0, b1, t0, t1);

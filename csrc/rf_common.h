@@ -207,6 +207,15 @@ static inline void rf_units(int64_t H, int nt, int it, int64_t vec, int64_t *u0,
     *u1 = it == nt - 1 ? H : H * (it + 1) / nt / vec * vec;
 }
 
+/* This thread's share of the small path: the batch split's rows [b0,b1) of all H units, or the
+ * unit split's units [u0,u1) of all B rows. */
+static inline void rf_share(int unit, int64_t B, int64_t H, int64_t vec, int nt, int it,
+                            int64_t *b0, int64_t *b1, int64_t *u0, int64_t *u1) {
+    *b0 = 0; *b1 = B; *u0 = 0; *u1 = H;
+    if (unit) rf_units(H, nt, it, vec, u0, u1);
+    else rf_slice(B, nt, it, b0, b1);
+}
+
 /* Give the CPU to another runnable thread (POSIX sched_yield; elsewhere a no-op). */
 #if defined(__unix__) || defined(__APPLE__)
 int sched_yield(void);
@@ -374,16 +383,16 @@ static inline int rf_wgrad_packed_used(int64_t T, int64_t B, int64_t I, int64_t 
                                        int64_t elem_size) {
     return GH * elem_size >= RF_WGRAD_PACK_BYTES && (I + H) * GH * T * B >= RF_WGRAD_PACK_MACS;
 }
-/* Workspace of rf_wgrad_packed (for either dtype): one block of the gate gradient, packed, and
- * the A panels of every thread's rows of one product. */
 /* The LSTM's chunked weight gradients (rf_wgrad_cols_chunk) read the chunk's gate gradient
- * packed (each thread its own columns, rf_pack_cols) when its rows lie at least
+ * packed (each thread its own columns, rf_pack_block) when its rows lie at least
  * RF_WGRAD_PACK_BYTES apart. Same sums, same bits; forward+backward, in-process A/B on Zen 4:
  * (128,100,512,512) 0.89-0.95, (64,100,128,256) 0.94 (double 0.93); workspace: one more chunk of
  * the gate gradient. */
 static inline int rf_chunk_packed_used(int64_t GH, int64_t elem_size) {
     return GH * elem_size >= RF_WGRAD_PACK_BYTES;
 }
+/* Workspace of rf_wgrad_packed (for either dtype): one block of the gate gradient, packed, and
+ * the A panels of every thread's rows of one product. */
 static inline int64_t rf_wgrad_pack_len(int64_t T, int64_t B, int64_t I, int64_t H, int64_t GH) {
     if (!rf_wgrad_packed_used(T, B, I, H, GH, (int64_t)sizeof(double))) return 0;
     return rf_pad(rf_packed_len(RF_WKC, GH)) + rf_pad(RF_WKC * (I > H ? I : H));

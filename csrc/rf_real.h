@@ -291,11 +291,62 @@ static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x, i
 static inline void RF_F(rf_project_cols)(real *P, int64_t ldp, const real *x, int64_t rows,
                                          int64_t I, const real *WT, int64_t N, int64_t c0,
                                          int64_t c1, const real *bias) {
-    for (int64_t r = 0; r < rows; r++) {
-        if (bias) memcpy(P + r * ldp + c0, bias + c0, (size_t)(c1 - c0) * sizeof(real));
-        else memset(P + r * ldp + c0, 0, (size_t)(c1 - c0) * sizeof(real));
-    }
+    RF_F(rf_fill_rows)(P + c0, rows, ldp, bias ? bias + c0 : NULL, c1 - c0);
     RF_F(rf_mmp_cols)(rows, N, c0, c1 - c0, I, x, I, 1, WT, I, P + c0, ldp);
+}
+
+/* ---- one thread's share of the small path (rf_share): the batch split's rows [b0,b1), or
+ * (unit) every row's columns [u0,u1) of each of the G gates of H ---- */
+
+/* The input projection of steps [t0,t1): P (B rows a step, leading dimension ldp) = bias +
+ * x @ WT (WT packed (I,G*H)). */
+static inline void RF_F(rf_project_share)(real *P, int64_t ldp, const real *x, int64_t t0,
+                                          int64_t t1, int64_t B, int64_t I, const real *WT,
+                                          int64_t G, int64_t H, int unit, int64_t b0, int64_t b1,
+                                          int64_t u0, int64_t u1, const real *bias) {
+    if (!unit) RF_F(rf_project_slice)(P, ldp, x, t0, t1, B, b0, b1, I, WT, G * H, bias);
+    for (int64_t g = 0; unit && g < G; g++)
+        RF_F(rf_project_cols)(P, ldp, x + t0 * B * I, (t1 - t0) * B, I, WT, G * H, g * H + u0,
+                              g * H + u1, bias);
+}
+
+/* C (B rows, leading dimension ldc) = bias (or 0). */
+static inline void RF_F(rf_fill_share)(real *C, int64_t ldc, int64_t B, int64_t G, int64_t H,
+                                       int unit, int64_t b0, int64_t b1, int64_t u0, int64_t u1,
+                                       const real *bias) {
+    if (!unit) RF_F(rf_fill_rows)(C + b0 * ldc, b1 - b0, ldc, bias, G * H);
+    for (int64_t g = 0; unit && g < G; g++)
+        RF_F(rf_fill_rows)(C + g * H + u0, B, ldc, bias ? bias + g * H + u0 : NULL, u1 - u0);
+}
+
+/* A step's recurrent product: C += h (B rows of H) @ WT (packed (H,G*H)). */
+static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, int64_t B,
+                                         int64_t H, const real *WT, int64_t G, int unit,
+                                         int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
+    if (!unit) RF_F(rf_mmp)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, C + b0 * ldc, ldc);
+    for (int64_t g = 0; unit && g < G; g++)
+        RF_F(rf_mmp_cols)(B, G * H, g * H + u0, u1 - u0, H, h, H, 1, WT, H, C + g * H + u0, ldc);
+}
+
+/* Where step t's h goes and where h_{t-1} is: the running state h_n in the batch split; in the
+ * unit split h_t goes to hb[t % 2] (h_{t-1} of step 0 is h_n, holding h0). */
+static inline void RF_F(rf_step_h)(real *h_n, real *hb, int64_t t, int64_t B, int64_t H,
+                                   int unit, real **h, const real **hp) {
+    *h = unit ? hb + (t & 1) * B * H : h_n;
+    *hp = !unit || t == 0 ? h_n : hb + ((t - 1) & 1) * B * H;
+}
+
+/* Backward: dh += da_t (B rows of GH) @ W_hh (packed (GH,H)). The unit split first waits for
+ * every thread's part of da_t (step sync s), then adds into its columns [u0,u1) of every row. */
+static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh, int64_t B,
+                                    int64_t H, int64_t GH, int64_t b0, int64_t b1, int64_t u0,
+                                    int64_t u1, rf_step_flag *f, int nt, int it, int64_t s) {
+    if (!f) {
+        RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, dh + b0 * H, H);
+        return;
+    }
+    rf_step_sync(f, nt, it, s);
+    RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, GH, da_t, GH, 1, w_hh, GH, dh + u0, H);
 }
 
 /* dst[b, u0:u1] = src[b, u0:u1] for the B rows of H (the unit split's share of h_n). */
@@ -305,28 +356,17 @@ static inline void RF_F(rf_copy_units)(real *dst, const real *src, int64_t B, in
         memcpy(dst + b * H + u0, src + b * H + u0, (size_t)(u1 - u0) * sizeof(real));
 }
 
-/* Rows [k0,k1) of a packed (.,N) B operand for rf_mmp (panels of kp rows) from B row-major
- * with leading dimension lds. Columns of the last panel beyond N are left unset (never read). */
-static inline void RF_F(rf_pack_rows)(real *Bp, int64_t kp, const real *src, int64_t lds,
-                                      int64_t k0, int64_t k1, int64_t N) {
-    const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ld = RF_F(rf_packed_ld)(N);
-    for (int64_t c0 = 0; c0 < N; c0 += np) {
-        const int64_t nc = N - c0 < np ? N - c0 : np;
-        real *dst = Bp + c0 / np * kp * ld;
-        for (int64_t k = k0; k < k1; k++)
-            memcpy(dst + k * ld, src + k * lds + c0, (size_t)nc * sizeof(real));
-    }
-}
-
-/* Columns [j0,j1) of a packed (K,N) B operand (panels of K rows) from B row-major with leading
- * dimension lds: the other columns are left as they are, so threads can pack their own. */
-static inline void RF_F(rf_pack_cols)(real *Bp, int64_t K, const real *src, int64_t lds,
-                                      int64_t j0, int64_t j1, int64_t N) {
+/* Rows [k0,k1), columns [j0,j1) of a packed (.,N) B operand for rf_mmp (panels of kp rows)
+ * from B row-major with leading dimension lds; the rest is left as it is, so threads can pack
+ * their own rows or columns. Columns of the last panel beyond N are never read. */
+static inline void RF_F(rf_pack_block)(real *Bp, int64_t kp, const real *src, int64_t lds,
+                                       int64_t k0, int64_t k1, int64_t j0, int64_t j1,
+                                       int64_t N) {
     const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ld = RF_F(rf_packed_ld)(N);
     for (int64_t c = j0; c < j1;) {
         const int64_t e = (c / np + 1) * np < j1 ? (c / np + 1) * np : j1;
-        real *dst = Bp + c / np * K * ld + c % np;
-        for (int64_t k = 0; k < K; k++)
+        real *dst = Bp + c / np * kp * ld + c % np;
+        for (int64_t k = k0; k < k1; k++)
             memcpy(dst + k * ld, src + k * lds + c, (size_t)(e - c) * sizeof(real));
         c = e;
     }
@@ -337,7 +377,7 @@ static inline void RF_F(rf_pack_cols)(real *Bp, int64_t K, const real *src, int6
 static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N, int trans) {
     const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ld = RF_F(rf_packed_ld)(N);
     if (!trans) {
-        RF_F(rf_pack_rows)(Bp, K, src, N, 0, K, N);
+        RF_F(rf_pack_block)(Bp, K, src, N, 0, K, 0, N, N);
         return;
     }
     for (int64_t c0 = 0; c0 < N; c0 += np) { /* panel (K,nc) = W[c0:c0+nc, :]^T */
@@ -457,7 +497,7 @@ static inline void RF_F(rf_wgrad_packed)(const RF_F(rf_wgrad) *w, int nt, int it
         int64_t s0, s1;
         rf_slice(kc, nt, it, &s0, &s1);
         rf_barrier(nt);
-        RF_F(rf_pack_rows)(Bp, RF_WKC, D + pc * GH, GH, s0, s1, GH);
+        RF_F(rf_pack_block)(Bp, RF_WKC, D + pc * GH, GH, s0, s1, 0, GH, GH);
         rf_barrier(nt);
         if (r1 <= r0) continue;
         for (int64_t k = 0; k < kc; k++) {
@@ -583,7 +623,7 @@ static inline void RF_F(rf_wgrad_cols_chunk)(const RF_F(rf_wgrad) *w, int64_t j0
     const real *D = w->da_in + j0; /* (K, M), rows GH apart, or this thread's columns packed */
     int64_t ldd = GH;
     if (w->pk) { /* rows far apart fall in a few cache sets: pack them once, read them twice */
-        RF_F(rf_pack_cols)(w->pk, K, w->da_in, GH, j0, j1, GH);
+        RF_F(rf_pack_block)(w->pk, K, w->da_in, GH, 0, K, j0, j1, GH);
         ldd = 0;
     }
 #define RF_DPROD(M_, A_, acs_, k0_, kn_, C_)                                                    \

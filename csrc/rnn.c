@@ -96,19 +96,16 @@ RF_MULTIVERSION(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
  * h_{t-1} W_hh^T and units of act, h_t into hb[t % 2], and the step sync. */
 static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, rf_step_flag *f, int nt, int it) {
     const int64_t T = a->T, B = a->B, I = a->I, H = a->H;
-    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
-    if (f) {
-        rf_units(H, nt, it, RF_VEC, &u0, &u1);
-        RF_F(rf_project_cols)(a->y, H, a->x, T * B, I, a->WiT, H, u0, u1, a->bias);
-    } else {
-        rf_slice(B, nt, it, &b0, &b1);
-        RF_F(rf_project_slice)(a->y, H, a->x, 0, T, B, b0, b1, I, a->WiT, H, a->bias);
-    }
+    const int unit = f != NULL;
+    int64_t b0, b1, u0, u1;
+    real *h;
+    const real *hp;
+    rf_share(unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    RF_F(rf_project_share)(a->y, H, a->x, 0, T, B, I, a->WiT, 1, H, unit, b0, b1, u0, u1,
+                           a->bias);
     for (int64_t t = 0; t < T; t++) {
-        real *y_t = a->y + t * B * H, *h = f ? a->hb + (t & 1) * B * H : a->h;
-        const real *hp = !f || t == 0 ? a->h : a->hb + ((t - 1) & 1) * B * H;
-        if (!f) RF_F(rf_mmp)(b1 - b0, H, H, hp + b0 * H, H, 1, a->WhT, H, y_t + b0 * H, H);
-        else RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, H, hp, H, 1, a->WhT, H, y_t + u0, H);
+        RF_F(rf_step_h)(a->h, a->hb, t, B, H, unit, &h, &hp);
+        RF_F(rf_step_product)(a->y + t * B * H, H, hp, B, H, a->WhT, 1, unit, b0, b1, u0, u1);
         RF_F(rnn_act_forward)(a, t, b0, b1, u0, u1, h, hp);
         if (f) rf_step_sync(f, nt, it, t + 1);
     }
@@ -202,18 +199,13 @@ RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0
 static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w,
                                      rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H;
-    int64_t b0 = 0, b1 = B, u0 = 0, u1 = H;
-    if (f) rf_units(H, nt, it, RF_VEC, &u0, &u1);
-    else rf_slice(B, nt, it, &b0, &b1);
+    int64_t b0, b1, u0, u1;
+    rf_share(f != NULL, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
     for (int64_t t = a->T - 1; t >= 0; t--) {
-        const real *da_t = a->da + t * B * H;
         RF_F(rnn_act_backward)(a, t, b0, b1, u0, u1);
         /* dh += da[t] @ W_hh: this thread's rows, or its columns [u0,u1) */
-        if (!f) RF_F(rf_mmp)(b1 - b0, H, H, da_t + b0 * H, H, 1, a->w_hh, H, a->dh + b0 * H, H);
-        if (f) {
-            rf_step_sync(f, nt, it, a->T - t);
-            RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, H, da_t, H, 1, a->w_hh, H, a->dh + u0, H);
-        }
+        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1, f, nt, it,
+                         a->T - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
     RF_F(rf_wgrad_dx_split)(w, nt, it);
