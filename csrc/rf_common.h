@@ -400,36 +400,60 @@ static inline int64_t rf_wgrad_pack_len(int64_t T, int64_t B, int64_t I, int64_t
 
 /* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (the weights' copies
  * for our products, the weight gradients' final layout). rf_mm.c: 16x16 blocks in AVX-512
- * registers where the CPU has them (float), 16x16 tiles element by element otherwise. */
+ * registers (float, rf_isa AVX-512), 16x16 tiles element by element otherwise. */
 void rf_transpose_blocks_f32(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t R,
                              int64_t C);
 void rf_transpose_blocks_f64(double *dst, int64_t ldd, const double *src, int64_t lds, int64_t R,
                              int64_t C);
 
-/* The element-wise passes are compiled twice, for AVX-512 and for the baseline ISA, and picked at
- * run time (rf_have_avx512, constant for the process, so results are reproducible). The build
- * contracts multiply-adds (-ffp-contract=fast) where the ISA has FMA, so the two copies may differ
- * in the last bit from each other; each is deterministic whatever the thread count. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX512)
+/* Instruction sets with code of their own, chosen at run time (rf_isa in rf_mm.c: the best one
+ * the CPU has and the build compiled, constant for the process, so results are reproducible):
+ * the matrix products (rf_mm.c) and the element-wise passes (RF_MULTIVERSION) have an AVX-512
+ * copy, an AVX2+FMA copy and a baseline one. The build contracts multiply-adds
+ * (-ffp-contract=fast) where the ISA has FMA, so the copies may differ in the last bit from each
+ * other; each is deterministic whatever the thread count. -DRNNFAST_NO_AVX512 builds without the
+ * AVX-512 copies, -DRNNFAST_NO_AVX2 without either (the tests use them to run every copy). */
+#define RF_ISA_GENERIC 0
+#define RF_ISA_AVX2 1   /* AVX2 and FMA */
+#define RF_ISA_AVX512 2 /* AVX-512 F, VL, DQ and BW (and AVX2, FMA) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX2)
+#define RF_HAVE_AVX2 1
+#define RF_AVX2_TARGET __attribute__((target("avx2,fma")))
+#if !defined(RNNFAST_NO_AVX512)
+#define RF_HAVE_AVX512 1
 #define RF_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
-int rf_have_avx512(void);
-#else
-#define RF_AVX512_TARGET
-static inline int rf_have_avx512(void) { return 0; }
 #endif
+#endif
+#ifndef RF_AVX2_TARGET
+#define RF_AVX2_TARGET
+#endif
+#ifndef RF_AVX512_TARGET
+#define RF_AVX512_TARGET
+#endif
+int rf_isa(void);
+/* Always inlined: the element-wise helpers (rf_real.h's activations) must become part of each
+ * instruction set's copy of a pass. An outlined copy is compiled for the baseline ISA, without
+ * FMA, so a loop that called one (the inliner's choice) neither vectorized nor rounded like its
+ * twin that inlined it: the LSTM's float64 forward differed in the last bit between training
+ * and inference on AVX2. */
 #if defined(__GNUC__)
 #define RF_INLINE static inline __attribute__((always_inline))
 #else
 #define RF_INLINE static inline
 #endif
 
-/* Defines RF_F(base) dispatching to two copies of RF_F(base##_body) (which must be RF_INLINE). */
+/* Defines RF_F(base) dispatching to three copies of RF_F(base##_body) (which must be RF_INLINE):
+ * one per instruction set of rf_isa (a copy the build does not target is never called). */
 #define RF_MULTIVERSION(base, params, args)                                                     \
     static void RF_F(base##_generic) params { RF_F(base##_body) args; }                         \
+    RF_AVX2_TARGET static void RF_F(base##_avx2) params { RF_F(base##_body) args; }             \
     RF_AVX512_TARGET static void RF_F(base##_avx512) params { RF_F(base##_body) args; }         \
     static void RF_F(base) params {                                                             \
-        if (rf_have_avx512()) RF_F(base##_avx512) args;                                         \
-        else RF_F(base##_generic) args;                                                         \
+        switch (rf_isa()) {                                                                     \
+        case RF_ISA_AVX512: RF_F(base##_avx512) args; break;                                    \
+        case RF_ISA_AVX2: RF_F(base##_avx2) args; break;                                        \
+        default: RF_F(base##_generic) args; break;                                              \
+        }                                                                                       \
     }
 
 /* Expand the arguments (real, RF_SFX) before a rnnfast.h signature macro pastes them. */

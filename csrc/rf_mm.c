@@ -11,8 +11,10 @@
  * c = fma(A[i,k], Bm[k,j], c) (or c + A*B without FMA hardware), whatever M, N, the blocking or
  * the remainder handling. So a row's result does not depend on which thread or block it fell in.
  *
- * AVX-512 kernels, chosen at run time when the CPU has AVX-512 (portable loops otherwise), with
- * masked loads/stores for the column remainder:
+ * Vector kernels for AVX-512 and for AVX2+FMA, written once (RF_MM_KERNELS) and chosen at run
+ * time (rf_isa: the best the CPU has; portable loops without either), with masked loads/stores
+ * for the column remainder. Shapes and measurements below are AVX-512's (AVX2 has 16 registers
+ * of 8 floats, not 32 of 16: tiles of up to 6 rows, 4-row blocks of 2 vectors):
  *  - packed B (rf_mmp) and at least 4 rows: tiles of 4-12 rows x 2 vectors (mm_tiles), k in
  *    blocks of RF_TKC and columns in blocks of RF_TNC, so a block of B stays in L2 while each
  *    tile's rows of A stay in L1. Against the 4x4 blocks below, measured side by side in one
@@ -21,7 +23,7 @@
  *    (128,100,512,512) inference 3-11%, the small shapes 0-5%; the RNN at 512 within +-5%;
  *  - otherwise (plain B: the weight gradients' products, whose B rows may lie 4 KB apart, where
  *    the tiles measured 4-14% slower; fewer than 4 rows) 4 rows x 4 vectors of C in 16
- *    registers, or one row x 8 vectors for the rows left over (mm_avx512);
+ *    registers, or one row x 8 vectors for the rows left over (mm_vec);
  *  - both operands packed (rf_mm_pp, with rf_pack_at: the weight gradients of large problems,
  *    rf_wgrad_packed in rf_real.h): the same tiles, A's rows of a tile k-major in one panel.
  *    A 512x512x12800 product with A a transposed view (x^T), rows 2 KB apart, on one core:
@@ -29,8 +31,7 @@
  */
 #include "rf_common.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX512)
-#define RF_HAVE_AVX512_KERNEL 1
+#ifdef RF_HAVE_AVX2
 #include <immintrin.h>
 #endif
 
@@ -63,13 +64,18 @@ static void name(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, in
 RF_GENERIC_PANELS(float, mm_panels_f32, mm_generic_f32)
 RF_GENERIC_PANELS(double, mm_panels_f64, mm_generic_f64)
 
-/* Rows [*i, *i + *mr) of block q of M rows in blocks of at most 12 (sizes differing by at most
- * one): the row tiles of mm_tiles and the A panels of rf_pack_at / rf_mm_pp. */
-static inline int64_t tile_blocks(int64_t M) { return (M + 11) / 12; }
-static inline void tile_rows(int64_t M, int64_t q, int64_t *i, int *mr) {
-    const int64_t nblk = tile_blocks(M), base = M / nblk, extra = M % nblk;
+/* Rows [*i, *i + *mr) of block q of M rows in blocks of at most mx (sizes differing by at most
+ * one): the row tiles of mm_tiles (mx: the ISA's tile height) and, with mx = 12 whatever the ISA
+ * (tile_blocks, tile_rows), the A panels of rf_pack_at / rf_mm_pp. */
+static inline int64_t tile_blocks_of(int64_t M, int64_t mx) { return (M + mx - 1) / mx; }
+static inline void tile_rows_of(int64_t M, int64_t mx, int64_t q, int64_t *i, int *mr) {
+    const int64_t nblk = tile_blocks_of(M, mx), base = M / nblk, extra = M % nblk;
     *i = q * base + (q < extra ? q : extra);
     *mr = (int)(base + (q < extra));
+}
+static inline int64_t tile_blocks(int64_t M) { return tile_blocks_of(M, 12); }
+static inline void tile_rows(int64_t M, int64_t q, int64_t *i, int *mr) {
+    tile_rows_of(M, 12, q, i, mr);
 }
 
 /* C += A B with A in panels (rf_pack_at) and B packed (rf_pack layout, kp rows a panel). */
@@ -98,27 +104,34 @@ static void name(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm
 RF_GENERIC_PP(float, mm_pp_generic_f32, RF_NP_F32, rf_packed_ld_f32)
 RF_GENERIC_PP(double, mm_pp_generic_f64, RF_NP_F64, rf_packed_ld_f64)
 
-#ifdef RF_HAVE_AVX512_KERNEL
+#ifdef RF_HAVE_AVX2
 #ifndef RF_KC
 #define RF_KC 128
 #endif
 #ifndef RF_MC
 #define RF_MC 192
 #endif
-/* One block: MR (1..12) rows of C, NV (1..8, MR*NV <= 24) vectors of columns, the last one
- * masked by `last`. Always inlined with constant MR/NV so the accumulators live in registers. */
-#define RF_AVX512_BLOCK(real, vec, W, sfx, maskt, LOAD, STORE, SET1, FMADD)                     \
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void     \
-block_##sfx(const int MR, const int NV, maskt last, int64_t K, const real *A, int64_t lda,      \
-            int64_t acs, const real *Bm, int64_t ldb, real *C, int64_t ldc) {                   \
+/* The vector kernels are written once and instantiated per instruction set (RF_MM_KERNELS,
+ * below) with: the target, the vector type of W elements, loads and stores that mask the column
+ * remainder (LOADM(masked, m, p), STOREM(p, masked, m, v): the mask m applies only when `masked`,
+ * a constant after inlining), MASKN(n) the mask of the first n elements, and the register
+ * budget: tiles of at most MRMAX rows x 2 vectors and 4-row blocks of NV4 vectors (AVX-512, 32
+ * registers: 12 and 4; AVX2, 16 registers: 6 and 2). NP is the width of a packed B's panel. */
+
+/* One block: MR (1..12) rows of C, NV (1..8) vectors of columns, the last one masked by `last`
+ * when MASKED. Always inlined with constant MR/NV/MASKED so the accumulators live in registers. */
+#define RF_MM_BLOCK(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, SET1, FMADD)                  \
+__attribute__((target(TGT), always_inline)) static inline void                                 \
+block_##sfx(const int MR, const int NV, const int MASKED, maskt last, int64_t K, const real *A, \
+            int64_t lda, int64_t acs, const real *Bm, int64_t ldb, real *C, int64_t ldc) {      \
     vec acc[12][8];                                                                             \
     for (int r = 0; r < MR; r++)                                                                \
         for (int v = 0; v < NV; v++)                                                            \
-            acc[r][v] = LOAD(v == NV - 1 ? last : (maskt)-1, C + r * ldc + v * W);              \
+            acc[r][v] = LOADM(MASKED && v == NV - 1, last, C + r * ldc + v * W);                \
     for (int64_t k = 0; k < K; k++) {                                                           \
         const real *b_k = Bm + k * ldb, *a_k = A + k * acs;                                     \
         vec b[8];                                                                               \
-        for (int v = 0; v < NV; v++) b[v] = LOAD(v == NV - 1 ? last : (maskt)-1, b_k + v * W);  \
+        for (int v = 0; v < NV; v++) b[v] = LOADM(MASKED && v == NV - 1, last, b_k + v * W);    \
         for (int r = 0; r < MR; r++) {                                                          \
             vec a = SET1(a_k[r * lda]);                                                         \
             for (int v = 0; v < NV; v++) acc[r][v] = FMADD(a, b[v], acc[r][v]);                 \
@@ -126,25 +139,40 @@ block_##sfx(const int MR, const int NV, maskt last, int64_t K, const real *A, in
     }                                                                                           \
     for (int r = 0; r < MR; r++)                                                                \
         for (int v = 0; v < NV; v++)                                                            \
-            STORE(C + r * ldc + v * W, v == NV - 1 ? last : (maskt)-1, acc[r][v]);              \
-}                                                                                               \
-/* Columns [j, j+nb) of rows [i, M): 4-row blocks of up to 4 vectors, then single rows of up to \
- * 8 vectors (one row alone needs more independent accumulators to hide the FMA latency). */    \
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
+            STOREM(C + r * ldc + v * W, MASKED && v == NV - 1, last, acc[r][v]);                \
+}
+
+/* block_ with MASKED known only at run time (whether the last vector is partial). */
+#define RF_BLOCK_CALL(sfx, MR, NV, masked, ...)                                                 \
+    do {                                                                                        \
+        if (masked) block_##sfx(MR, NV, 1, __VA_ARGS__);                                        \
+        else block_##sfx(MR, NV, 0, __VA_ARGS__);                                               \
+    } while (0)
+
+/* Columns [j, j+nb) of rows [i, M): 4-row blocks of up to NV4 vectors, then single rows of up to
+ * 8 vectors (one row alone needs more independent accumulators to hide the FMA latency). */
+#define RF_MM_ROWS(TGT, real, W, sfx, maskt, MASKN, NV4, NP)                                    \
+__attribute__((target(TGT))) static void                                                       \
 panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int64_t lda,        \
             int64_t acs, const real *Bm, int64_t ldb, real *C, int64_t ldc) {                   \
-    int nv = (int)((nb + W - 1) / W);                                                           \
-    int rem = (int)(nb - (int64_t)(nv - 1) * W);                                                \
-    maskt last = (maskt)(rem == W ? (maskt)-1 : (maskt)(((maskt)1 << rem) - 1));                \
+    const int nv = (int)((nb + W - 1) / W);                                                     \
+    const int rem = (int)(nb - (int64_t)(nv - 1) * W), m = rem < W;                             \
+    const maskt last = MASKN(rem);                                                              \
     if (four_rows) {                                                                            \
         for (int64_t i = 0; i + 4 <= M; i += 4) {                                               \
             const real *a_i = A + i * lda;                                                      \
             real *c_i = C + i * ldc;                                                            \
             switch (nv) {                                                                       \
-            case 1: block_##sfx(4, 1, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;        \
-            case 2: block_##sfx(4, 2, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;        \
-            case 3: block_##sfx(4, 3, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;        \
-            default: block_##sfx(4, 4, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;       \
+            case 1: RF_BLOCK_CALL(sfx, 4, 1, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;\
+            case 2: RF_BLOCK_CALL(sfx, 4, 2, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;\
+            case 3:                                                                             \
+                if (NV4 >= 3) RF_BLOCK_CALL(sfx, 4, 3, m, last, K, a_i, lda, acs, Bm, ldb, c_i, \
+                                            ldc);                                               \
+                break;                                                                          \
+            default:                                                                            \
+                if (NV4 >= 4) RF_BLOCK_CALL(sfx, 4, 4, m, last, K, a_i, lda, acs, Bm, ldb, c_i, \
+                                            ldc);                                               \
+                break;                                                                          \
             }                                                                                   \
         }                                                                                       \
         return;                                                                                 \
@@ -153,35 +181,35 @@ panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int6
         const real *a_i = A + i * lda;                                                          \
         real *c_i = C + i * ldc;                                                                \
         switch (nv) {                                                                           \
-        case 1: block_##sfx(1, 1, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
-        case 2: block_##sfx(1, 2, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
-        case 3: block_##sfx(1, 3, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
-        case 4: block_##sfx(1, 4, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
-        case 5: block_##sfx(1, 5, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
-        case 6: block_##sfx(1, 6, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
-        case 7: block_##sfx(1, 7, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;            \
-        default: block_##sfx(1, 8, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;          \
+        case 1: RF_BLOCK_CALL(sfx, 1, 1, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
+        case 2: RF_BLOCK_CALL(sfx, 1, 2, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
+        case 3: RF_BLOCK_CALL(sfx, 1, 3, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
+        case 4: RF_BLOCK_CALL(sfx, 1, 4, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
+        case 5: RF_BLOCK_CALL(sfx, 1, 5, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
+        case 6: RF_BLOCK_CALL(sfx, 1, 6, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
+        case 7: RF_BLOCK_CALL(sfx, 1, 7, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
+        default: RF_BLOCK_CALL(sfx, 1, 8, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break; \
         }                                                                                       \
     }                                                                                           \
 }                                                                                               \
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
+__attribute__((target(TGT))) static void                                                       \
 mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,         \
               const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {              \
     const int64_t M4 = M / 4 * 4;                                                               \
-    /* Columns in strips of 8 vectors (one panel of a packed B); within a strip, k in blocks   \
-     * of RF_KC, so the B panel being reused stays in L1 and the strip of C (its partial sums)   \
-     * stays in L1/L2 across the k blocks instead of the whole of C being swept once per block. \
-     * Every element still accumulates k = 0..K-1 in order. */                                  \
+    /* Columns in strips of 8 vectors (within one panel of a packed B); within a strip, k in    \
+     * blocks of RF_KC, so the B panel being reused stays in L1 and the strip of C (its partial \
+     * sums) stays in L1/L2 across the k blocks instead of the whole of C being swept once per   \
+     * block. Every element still accumulates k = 0..K-1 in order. */                           \
     for (int64_t j = 0; j < N; j += 8 * W) {                                                    \
         const int64_t nb = N - j < 8 * W ? N - j : 8 * W;                                       \
-        const real *B_j = Bm + j / (8 * W) * pstride;                                           \
+        const real *B_j = Bm + j / (NP) * pstride + j % (NP);                                   \
         for (int64_t k0 = 0; k0 < K; k0 += RF_KC) {                                            \
             const int64_t kc = K - k0 < RF_KC ? K - k0 : RF_KC;                                 \
             const real *A_k = A + k0 * acs, *B_k = B_j + k0 * ldb;                              \
             if (M4 > 0)                                                                         \
-                for (int64_t jj = j; jj < j + nb; jj += 4 * W)                                  \
-                    panel_##sfx(1, M4, j + nb - jj < 4 * W ? j + nb - jj : 4 * W, kc, A_k, lda, \
-                                acs, B_k + (jj - j), ldb, C + jj, ldc);                         \
+                for (int64_t jj = j; jj < j + nb; jj += (NV4) * W)                              \
+                    panel_##sfx(1, M4, j + nb - jj < (NV4) * W ? j + nb - jj : (NV4) * W, kc,   \
+                                A_k, lda, acs, B_k + (jj - j), ldb, C + jj, ldc);               \
             if (M4 < M)                                                                         \
                 panel_##sfx(0, M - M4, nb, kc, A_k + M4 * lda, lda, acs, B_k, ldb,              \
                             C + M4 * ldc + j, ldc);                                             \
@@ -191,17 +219,13 @@ mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64
 /* Rows in blocks of RF_MC (a multiple of 4), so that a block's rows of A and of C stay in L2   \
  * while the column strips and k blocks sweep them (an input projection has thousands of rows;  \
  * unblocked, every strip re-read all of A and every k block all of C from memory). */          \
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
-mm_avx512_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,       \
-                const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {            \
+__attribute__((target(TGT))) static void                                                       \
+mm_vec_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,          \
+             const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {               \
     for (int64_t i = 0; i < M; i += RF_MC)                                                      \
         mm_rows_##sfx(M - i < RF_MC ? M - i : RF_MC, N, K, A + i * lda, lda, acs, Bm, ldb,      \
                       pstride, C + i * ldc, ldc);                                               \
 }
-RF_AVX512_BLOCK(float, __m512, 16, f32, __mmask16, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps,
-                _mm512_set1_ps, _mm512_fmadd_ps)
-RF_AVX512_BLOCK(double, __m512d, 8, f64, __mmask8, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd,
-                _mm512_set1_pd, _mm512_fmadd_pd)
 
 #ifndef RF_TILE_MIN_M
 #define RF_TILE_MIN_M 4
@@ -212,90 +236,92 @@ RF_AVX512_BLOCK(double, __m512d, 8, f64, __mmask8, _mm512_maskz_loadu_pd, _mm512
 #ifndef RF_TNC
 #define RF_TNC 512
 #endif
-/* Row tiles (blocks of MR = 4..12 rows x NV = 1..2 vectors, in up to 24 registers). Per k, NV
- * loads of B and MR broadcasts of A feed MR*NV FMAs (12 x 2: 14 loads per 24 FMAs, against 8
- * per 16 for 4 x 4): the MR rows' k block of A stays in L1 while the tile sweeps the columns, B's
- * k block streams from L2. Same FMA order per element as every other kernel here. */
-#define RF_AVX512_TILES(real, W, sfx, maskt)                                                    \
+/* AVX2's column blocks: half of AVX-512's, for Zen 3's 512 KB L2 (its 256 x 512 float block of B
+ * filled the L2). One core, time against 512, median of 15 interleaved: 64x1024x256 0.87,
+ * 3200x2048x512 0.86, 512x512x3200 0.86, 6400x512x512 0.92; 128 and 384 were no better. */
+#ifndef RF_TNC_AVX2
+#define RF_TNC_AVX2 256
+#endif
+/* Tile height n (1..12) of the tiles below, for an ISA whose tiles hold at most MRMAX rows: more
+ * rows (only A's packed panels of rf_pack_at, always up to 12) run as two tiles. */
+#define RF_TILE_CASE(sfx, MRMAX, n)                                                             \
+    case n:                                                                                     \
+        strip_##sfx((n) <= (MRMAX) ? (n) : ((n) + 1) / 2, nc, K, A, l, packed ? (n) : acs, Bm,  \
+                    ldb, ps, C, ldc);                                                           \
+        if ((n) > (MRMAX))                                                                      \
+            strip_##sfx((n) / 2, nc, K, A + ((n) + 1) / 2 * l, l, packed ? (n) : acs, Bm, ldb,  \
+                        ps, C + ((n) + 1) / 2 * ldc, ldc);                                      \
+        break;
+/* Row tiles (blocks of MR rows x NV = 1..2 vectors). Per k, NV loads of B and MR broadcasts of
+ * A feed MR*NV FMAs (AVX-512, 12 x 2: 14 loads per 24 FMAs, against 8 per 16 for 4 x 4): the MR
+ * rows' k block of A stays in L1 while the tile sweeps the columns, B's k block streams from L2.
+ * Same FMA order per element as every other kernel here. */
+#define RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)                                 \
 /* MR rows, columns [0, nc) of C in strips of 2 vectors, B's column j at                        \
  * Bm + j / NP * pstride + j % NP. */                                                           \
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void     \
+__attribute__((target(TGT), always_inline)) static inline void                                 \
 strip_##sfx(const int MR, int64_t nc, int64_t K, const real *A, int64_t lda, int64_t acs,       \
             const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {               \
-    const int64_t NP = 8 * W;                                                                   \
     int64_t j = 0;                                                                              \
     for (; j + 2 * W <= nc; j += 2 * W) {                                                       \
-        const real *b = Bm + j / NP * pstride + j % NP;                                         \
-        block_##sfx(MR, 2, (maskt)-1, K, A, lda, acs, b, ldb, C + j, ldc);                      \
+        const real *b = Bm + j / (NP) * pstride + j % (NP);                                     \
+        block_##sfx(MR, 2, 0, MASKN(W), K, A, lda, acs, b, ldb, C + j, ldc);                    \
     }                                                                                           \
     if (j < nc) {                                                                               \
         const int64_t rem = nc - j;                                                             \
-        const int64_t r1 = rem > W ? rem - W : rem;                                             \
-        const maskt last = (maskt)(r1 == W ? (maskt)-1 : (maskt)(((maskt)1 << r1) - 1));        \
-        const real *b = Bm + j / NP * pstride + j % NP;                                         \
-        if (rem > W) block_##sfx(MR, 2, last, K, A, lda, acs, b, ldb, C + j, ldc);              \
-        else block_##sfx(MR, 1, last, K, A, lda, acs, b, ldb, C + j, ldc);                      \
+        const int r1 = (int)(rem > W ? rem - W : rem), m = r1 < W;                              \
+        const maskt last = MASKN(r1);                                                           \
+        const real *b = Bm + j / (NP) * pstride + j % (NP);                                     \
+        if (rem > W) RF_BLOCK_CALL(sfx, MR, 2, m, last, K, A, lda, acs, b, ldb, C + j, ldc);    \
+        else RF_BLOCK_CALL(sfx, MR, 1, m, last, K, A, lda, acs, b, ldb, C + j, ldc);            \
     }                                                                                           \
 }                                                                                               \
 /* strip_ for a tile height mr known only at run time (1..12); packed A (rf_mm_pp) has lda 1   \
  * and acs mr, constants the compiler then folds into the broadcasts' addresses. */             \
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"), always_inline)) static inline void     \
+__attribute__((target(TGT), always_inline)) static inline void                                 \
 tile_##sfx(const int packed, int mr, int64_t nc, int64_t K, const real *A, int64_t lda,         \
            int64_t acs, const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc) {        \
     const int64_t l = packed ? 1 : lda;                                                         \
     switch (mr) {                                                                               \
-    case 1: strip_##sfx(1, nc, K, A, l, packed ? 1 : acs, Bm, ldb, ps, C, ldc); break;          \
-    case 2: strip_##sfx(2, nc, K, A, l, packed ? 2 : acs, Bm, ldb, ps, C, ldc); break;          \
-    case 3: strip_##sfx(3, nc, K, A, l, packed ? 3 : acs, Bm, ldb, ps, C, ldc); break;          \
-    case 4: strip_##sfx(4, nc, K, A, l, packed ? 4 : acs, Bm, ldb, ps, C, ldc); break;          \
-    case 5: strip_##sfx(5, nc, K, A, l, packed ? 5 : acs, Bm, ldb, ps, C, ldc); break;          \
-    case 6: strip_##sfx(6, nc, K, A, l, packed ? 6 : acs, Bm, ldb, ps, C, ldc); break;          \
-    case 7: strip_##sfx(7, nc, K, A, l, packed ? 7 : acs, Bm, ldb, ps, C, ldc); break;          \
-    case 8: strip_##sfx(8, nc, K, A, l, packed ? 8 : acs, Bm, ldb, ps, C, ldc); break;          \
-    case 9: strip_##sfx(9, nc, K, A, l, packed ? 9 : acs, Bm, ldb, ps, C, ldc); break;          \
-    case 10: strip_##sfx(10, nc, K, A, l, packed ? 10 : acs, Bm, ldb, ps, C, ldc); break;       \
-    case 11: strip_##sfx(11, nc, K, A, l, packed ? 11 : acs, Bm, ldb, ps, C, ldc); break;       \
-    default: strip_##sfx(12, nc, K, A, l, packed ? 12 : acs, Bm, ldb, ps, C, ldc); break;       \
+    RF_TILE_CASE(sfx, MRMAX, 1) RF_TILE_CASE(sfx, MRMAX, 2) RF_TILE_CASE(sfx, MRMAX, 3)         \
+    RF_TILE_CASE(sfx, MRMAX, 4) RF_TILE_CASE(sfx, MRMAX, 5) RF_TILE_CASE(sfx, MRMAX, 6)         \
+    RF_TILE_CASE(sfx, MRMAX, 7) RF_TILE_CASE(sfx, MRMAX, 8) RF_TILE_CASE(sfx, MRMAX, 9)         \
+    RF_TILE_CASE(sfx, MRMAX, 10) RF_TILE_CASE(sfx, MRMAX, 11)                                   \
+    default: RF_TILE_CASE(sfx, MRMAX, 12)                                                       \
     }                                                                                           \
 }                                                                                               \
-/* M >= 4 rows in blocks of 4..12 (tile_rows); columns in blocks of                            \
- * RF_TNC (whole panels), k in blocks of RF_TKC: one block of B (RF_TKC x RF_TNC, 512 KB in    \
- * float) stays in L2 while every row block sweeps it. */                                       \
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
+/* M >= 4 rows in blocks of up to MRMAX (tile_rows); columns in blocks of TNC (whole panels), k  \
+ * in blocks of RF_TKC: one block of B (RF_TKC x TNC: 512 KB in float for AVX-512's 512) stays  \
+ * in L2 while every row block sweeps it. */                                                       \
+__attribute__((target(TGT))) static void                                                       \
 mm_tiles_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,        \
                const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc) {                  \
-    const int64_t NP = 8 * W;                                                                   \
-    for (int64_t jc = 0; jc < N; jc += RF_TNC) {                                                \
-        const int64_t nc = N - jc < RF_TNC ? N - jc : RF_TNC;                                   \
-        const real *B_j = Bm + jc / NP * ps;                                                    \
+    for (int64_t jc = 0; jc < N; jc += (TNC)) {                                                 \
+        const int64_t nc = N - jc < (TNC) ? N - jc : (TNC);                                     \
+        const real *B_j = Bm + jc / (NP) * ps + jc % (NP);                                      \
         for (int64_t pc = 0; pc < K; pc += RF_TKC) {                                            \
             const int64_t kc = K - pc < RF_TKC ? K - pc : RF_TKC;                               \
             const real *b = B_j + pc * ldb;                                                     \
-            for (int64_t q = 0; q < tile_blocks(M); q++) {                                      \
+            for (int64_t q = 0; q < tile_blocks_of(M, MRMAX); q++) {                            \
                 int64_t i;                                                                      \
                 int mr;                                                                         \
-                tile_rows(M, q, &i, &mr);                                                       \
+                tile_rows_of(M, MRMAX, q, &i, &mr);                                             \
                 const real *a = A + i * lda + pc * acs;                                         \
                 real *c = C + i * ldc + jc;                                                     \
                 tile_##sfx(0, mr, nc, kc, a, lda, acs, b, ldb, ps, c, ldc);                     \
             }                                                                                   \
         }                                                                                       \
     }                                                                                           \
-}
-RF_AVX512_TILES(float, 16, f32, __mmask16)
-RF_AVX512_TILES(double, 8, f64, __mmask8)
-
-/* Both operands packed (rf_mm_pp): each block's rows of A k-major in one contiguous panel, so
- * the MR broadcasts per k come from one cache line or two at fixed offsets; columns in blocks
- * of RF_TNC, as in mm_tiles. */
-#define RF_AVX512_PP(real, W, sfx)                                                              \
-__attribute__((target("avx512f,avx512dq,avx512vl,fma"))) static void                           \
+}                                                                                               \
+/* Both operands packed (rf_mm_pp): each block's rows of A k-major in one contiguous panel, so  \
+ * the MR broadcasts per k come from one cache line or two at fixed offsets; columns in blocks  \
+ * of TNC, as in mm_tiles. */                                                                \
+__attribute__((target(TGT))) static void                                                       \
 mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int64_t ldb,       \
             int64_t ps, real *C, int64_t ldc) {                                                 \
-    const int64_t NP = 8 * W;                                                                   \
-    for (int64_t jc = 0; jc < N; jc += RF_TNC) {                                                \
-        const int64_t nc = N - jc < RF_TNC ? N - jc : RF_TNC;                                   \
-        const real *b = Bm + jc / NP * ps;                                                      \
+    for (int64_t jc = 0; jc < N; jc += (TNC)) {                                                 \
+        const int64_t nc = N - jc < (TNC) ? N - jc : (TNC);                                     \
+        const real *b = Bm + jc / (NP) * ps + jc % (NP);                                        \
         for (int64_t q = 0, off = 0; q < tile_blocks(M); q++) {                                 \
             int64_t i;                                                                          \
             int mr;                                                                             \
@@ -307,8 +333,49 @@ mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int
         }                                                                                       \
     }                                                                                           \
 }
-RF_AVX512_PP(float, 16, f32)
-RF_AVX512_PP(double, 8, f64)
+
+#define RF_MM_KERNELS(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, MASKN, SET1, FMADD, MRMAX,  \
+                      NV4, NP, TNC)                                                             \
+    RF_MM_BLOCK(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, SET1, FMADD)                      \
+    RF_MM_ROWS(TGT, real, W, sfx, maskt, MASKN, NV4, NP)                                        \
+    RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)
+
+/* AVX2 + FMA: 16 registers of 8 floats / 4 doubles; the masks are vectors (vmaskmov). */
+#define RF_LD256(sfx, msk, m, p) ((msk) ? _mm256_maskload_##sfx(p, m) : _mm256_loadu_##sfx(p))
+#define RF_ST256(sfx, p, msk, m, v)                                                             \
+    do {                                                                                        \
+        if (msk) _mm256_maskstore_##sfx(p, m, v);                                               \
+        else _mm256_storeu_##sfx(p, v);                                                         \
+    } while (0)
+#define RF_LD256_PS(msk, m, p) RF_LD256(ps, msk, m, p)
+#define RF_LD256_PD(msk, m, p) RF_LD256(pd, msk, m, p)
+#define RF_ST256_PS(p, msk, m, v) RF_ST256(ps, p, msk, m, v)
+#define RF_ST256_PD(p, msk, m, v) RF_ST256(pd, p, msk, m, v)
+#define RF_MASK256_PS(n)                                                                        \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define RF_MASK256_PD(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
+RF_MM_KERNELS("avx2,fma", float, __m256, 8, f32_avx2, __m256i, RF_LD256_PS, RF_ST256_PS,
+              RF_MASK256_PS, _mm256_set1_ps, _mm256_fmadd_ps, 6, 2, RF_NP_F32, RF_TNC_AVX2)
+RF_MM_KERNELS("avx2,fma", double, __m256d, 4, f64_avx2, __m256i, RF_LD256_PD, RF_ST256_PD,
+              RF_MASK256_PD, _mm256_set1_pd, _mm256_fmadd_pd, 6, 2, RF_NP_F64, RF_TNC_AVX2 / 2)
+
+#ifdef RF_HAVE_AVX512
+/* AVX-512: 32 registers of 16 floats / 8 doubles; mask registers. */
+#define RF_LD512(sfx, maskt, msk, m, p) _mm512_maskz_loadu_##sfx((msk) ? (m) : (maskt)-1, p)
+#define RF_ST512(sfx, maskt, p, msk, m, v) _mm512_mask_storeu_##sfx(p, (msk) ? (m) : (maskt)-1, v)
+#define RF_LD512_PS(msk, m, p) RF_LD512(ps, __mmask16, msk, m, p)
+#define RF_LD512_PD(msk, m, p) RF_LD512(pd, __mmask8, msk, m, p)
+#define RF_ST512_PS(p, msk, m, v) RF_ST512(ps, __mmask16, p, msk, m, v)
+#define RF_ST512_PD(p, msk, m, v) RF_ST512(pd, __mmask8, p, msk, m, v)
+#define RF_MASK512(maskt, W, n) ((maskt)((n) >= (W) ? (maskt)-1 : (maskt)(((maskt)1 << (n)) - 1)))
+#define RF_MASK512_PS(n) RF_MASK512(__mmask16, 16, n)
+#define RF_MASK512_PD(n) RF_MASK512(__mmask8, 8, n)
+RF_MM_KERNELS("avx512f,avx512dq,avx512vl,fma", float, __m512, 16, f32_avx512, __mmask16,
+              RF_LD512_PS, RF_ST512_PS, RF_MASK512_PS, _mm512_set1_ps, _mm512_fmadd_ps, 12, 4,
+              RF_NP_F32, RF_TNC)
+RF_MM_KERNELS("avx512f,avx512dq,avx512vl,fma", double, __m512d, 8, f64_avx512, __mmask8,
+              RF_LD512_PD, RF_ST512_PD, RF_MASK512_PD, _mm512_set1_pd, _mm512_fmadd_pd, 12, 4,
+              RF_NP_F64, RF_TNC)
 
 /* One 16x16 block: dst (16 rows, leading dimension ldd) = src (16 rows, lds)^T, in registers:
  * unpack pairs of rows, shuffle pairs of pairs within 128-bit lanes, then move lanes twice. */
@@ -347,26 +414,48 @@ __attribute__((target("avx512f"))) static void tr16_f32(float *dst, int64_t ldd,
     }
 }
 
-int rf_have_avx512(void) {
-    /* Constant for the process: every call takes the same kernel, so results are reproducible. */
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
-}
-#endif
+#endif /* RF_HAVE_AVX512 */
+#endif /* RF_HAVE_AVX2 */
 
-/* B in panels of np columns (8 AVX-512 vectors: RF_NP_F32 / RF_NP_F64), panel p at
- * Bm + p * pstride, rows ldb apart within a panel: an unpacked B is pstride = np. */
-#ifdef RF_HAVE_AVX512_KERNEL
-#define RF_MM_DISPATCH(sfx, np, tiles)                                                          \
-    if (!rf_have_avx512()) mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, np, ps, C, ldc);      \
-    else if ((tiles) && M >= RF_TILE_MIN_M)                                                     \
-        mm_tiles_##sfx(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc);                             \
-    else mm_avx512_##sfx(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc)
-#else
-#define RF_MM_DISPATCH(sfx, np, tiles)                                                          \
-    mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, np, ps, C, ldc)
+int rf_isa(void) {
+    /* Constant for the process: every call takes the same kernels, so results are reproducible. */
+#ifdef RF_HAVE_AVX2
+    __builtin_cpu_init();
+#ifdef RF_HAVE_AVX512
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return RF_ISA_AVX512;
 #endif
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RF_ISA_AVX2;
+#endif
+    return RF_ISA_GENERIC;
+}
+
+/* B in panels of np columns (RF_NP_F32 / RF_NP_F64: 8 AVX-512 vectors), panel p at
+ * Bm + p * pstride, rows ldb apart within a panel: an unpacked B is pstride = np. Packed B
+ * ("tiles") takes the row tiles when there are at least RF_TILE_MIN_M rows. */
+#define RF_MM_CASE(ISA, isa, sfx, tiles)                                                        \
+    case ISA:                                                                                   \
+        if ((tiles) && M >= RF_TILE_MIN_M)                                                      \
+            mm_tiles_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc);                  \
+        else mm_vec_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc);                   \
+        break;
+#ifdef RF_HAVE_AVX512
+#define RF_MM_CASE_AVX512(sfx, tiles) RF_MM_CASE(RF_ISA_AVX512, avx512, sfx, tiles)
+#else
+#define RF_MM_CASE_AVX512(sfx, tiles)
+#endif
+#ifdef RF_HAVE_AVX2
+#define RF_MM_CASE_AVX2(sfx, tiles) RF_MM_CASE(RF_ISA_AVX2, avx2, sfx, tiles)
+#else
+#define RF_MM_CASE_AVX2(sfx, tiles)
+#endif
+#define RF_MM_DISPATCH(sfx, np, tiles)                                                          \
+    switch (rf_isa()) {                                                                         \
+    RF_MM_CASE_AVX512(sfx, tiles)                                                               \
+    RF_MM_CASE_AVX2(sfx, tiles)                                                                 \
+    default: mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, np, ps, C, ldc); break;             \
+    }
 
 void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                const float *Bm, int64_t ldb, float *C, int64_t ldc) {
@@ -438,20 +527,27 @@ void rf_pack_at_##sfx(real *Ap, int64_t M, int64_t K, const real *const *rows, i
 RF_PACK_AT(float, f32)
 RF_PACK_AT(double, f64)
 
-#ifdef RF_HAVE_AVX512_KERNEL
-#define RF_MM_PP_AVX512(sfx)                                                                    \
-    if (rf_have_avx512()) {                                                                     \
-        const int64_t ldb = rf_packed_ld_##sfx(N);                                              \
-        mm_pp_##sfx(M, N, K, Ap, Bm, ldb, kp * ldb, C, ldc);                                    \
-        return;                                                                                 \
-    }
+#ifdef RF_HAVE_AVX512
+#define RF_MM_PP_CASE_AVX512(sfx) case RF_ISA_AVX512: mm_pp_##sfx##_avx512(RF_MM_PP_ARGS); return;
 #else
-#define RF_MM_PP_AVX512(sfx)
+#define RF_MM_PP_CASE_AVX512(sfx)
 #endif
+#ifdef RF_HAVE_AVX2
+#define RF_MM_PP_CASE_AVX2(sfx) case RF_ISA_AVX2: mm_pp_##sfx##_avx2(RF_MM_PP_ARGS); return;
+#else
+#define RF_MM_PP_CASE_AVX2(sfx)
+#endif
+#define RF_MM_PP_ARGS M, N, K, Ap, Bm, ldb, kp * ldb, C, ldc
 #define RF_MM_PP(real, sfx)                                                                     \
 void rf_mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm,           \
                     int64_t kp, real *C, int64_t ldc) {                                         \
-    RF_MM_PP_AVX512(sfx)                                                                        \
+    const int64_t ldb = rf_packed_ld_##sfx(N);                                                  \
+    switch (rf_isa()) {                                                                         \
+    RF_MM_PP_CASE_AVX512(sfx)                                                                   \
+    RF_MM_PP_CASE_AVX2(sfx)                                                                     \
+    default: break;                                                                             \
+    }                                                                                           \
+    (void)ldb;                                                                                  \
     mm_pp_generic_##sfx(M, N, K, Ap, Bm, kp, C, ldc);                                           \
 }
 RF_MM_PP(float, f32)
@@ -473,8 +569,8 @@ RF_TRANSPOSE_TILES(double, transpose_tiles_f64)
 
 void rf_transpose_blocks_f32(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t R,
                              int64_t C) {
-#ifdef RF_HAVE_AVX512_KERNEL
-    if (rf_have_avx512()) { /* whole 16x16 blocks in registers, the edges element by element */
+#ifdef RF_HAVE_AVX512
+    if (rf_isa() == RF_ISA_AVX512) { /* 16x16 blocks in registers, the edges element by element */
         const int64_t R16 = R / 16 * 16, C16 = C / 16 * 16;
         for (int64_t r = 0; r < R16; r += 16)
             for (int64_t c = 0; c < C16; c += 16)

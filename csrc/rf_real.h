@@ -24,7 +24,7 @@ typedef uint64_t RF_F(rf_bits);
 
 /* exp(x) for x <= 0 (or NaN): Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, Taylor polynomial
  * for exp(r), 2^n built in the exponent bits. Results below the smallest normal number are 0. */
-static inline real RF_F(rf_expneg)(real x) {
+RF_INLINE real RF_F(rf_expneg)(real x) {
 #if RF_IS_F32
     const float lo = -87.0f, shifter = 12582912.0f; /* 1.5 * 2^23 */
     const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
@@ -87,10 +87,10 @@ static inline real *RF_F(rf_align)(real *p) {
     return (real *)(void *)(p + ((RF_ALIGN - u % RF_ALIGN) % RF_ALIGN) / sizeof(real));
 }
 
-static inline real RF_F(rf_abs)(real x) { return x < 0 ? -x : x; }
+RF_INLINE real RF_F(rf_abs)(real x) { return x < 0 ? -x : x; }
 
 /* sigmoid(x) = 1/(1+z) for x >= 0, z/(1+z) for x < 0, z = exp(-|x|). */
-static inline real RF_F(rf_sigmoid)(real x) {
+RF_INLINE real RF_F(rf_sigmoid)(real x) {
     real z = RF_F(rf_expneg)(-RF_F(rf_abs)(x));
     real d = 1 / (1 + z);
     return x >= 0 ? d : z * d;
@@ -99,7 +99,7 @@ static inline real RF_F(rf_sigmoid)(real x) {
 #if !RF_IS_F32
 /* double: the odd polynomial of tanh on |x| < 0.625: tanh(x) ~ x + x * s * P(s), s = x^2;
  * returns P(s). */
-static inline real RF_F(rf_tanh_poly)(real s) {
+RF_INLINE real RF_F(rf_tanh_poly)(real s) {
     real p = -0.000017244874494844330172;
     p = 0.000079599557352648080002 + s * p;
     p = -0.000230776162695198579 + s * p;
@@ -143,12 +143,12 @@ RF_INLINE void rf_tanh_pq_f32(float x, float *xc, float *P, float *Q) {
 }
 
 /* The rational form's result, clamped to [-1, 1] (NaN passes through). */
-static inline float rf_tanh_clamp_f32(float y) {
+RF_INLINE float rf_tanh_clamp_f32(float y) {
     y = y > 1.0f ? 1.0f : y;
     return y < -1.0f ? -1.0f : y;
 }
 
-static inline float rf_tanh_f32(float x) {
+RF_INLINE float rf_tanh_f32(float x) {
     float c, p, q;
     rf_tanh_pq_f32(x, &c, &p, &q);
     return rf_tanh_clamp_f32(c * p / q);
@@ -156,7 +156,7 @@ static inline float rf_tanh_f32(float x) {
 #else
 /* double: tanh(x) = odd polynomial x + x^3 P(x^2) for |x| < 0.625 (no cancellation near 0),
  * else sign(x) (1-z)/(1+z), z = exp(-2|x|). */
-static inline real RF_F(rf_tanh)(real x) {
+RF_INLINE real RF_F(rf_tanh)(real x) {
     real a = RF_F(rf_abs)(x);
     real s = x * x;
     real p = RF_F(rf_tanh_poly)(s);

@@ -82,6 +82,12 @@ const char *rnnfast_strerror(int code);
 /* 1 if the library was built with OpenMP, else 0. */
 int rnnfast_openmp_enabled(void);
 
+/* The instruction set whose kernels run on this CPU, as a static string: "avx512", "avx2" (AVX2
+ * with FMA) or "generic" (the portable loops). Chosen once per process from what the CPU has and
+ * what the build compiled (-DRNNFAST_NO_AVX512, -DRNNFAST_NO_AVX2 leave copies out); results may
+ * differ in the last bit between instruction sets, never between calls or thread counts. */
+const char *rnnfast_isa(void);
+
 /* Workspace lengths, in elements of the kernel's dtype; SIZE_MAX if the sizes are invalid.
  * `training` is 1 when the forward saves activations (gates non-NULL), else 0. */
 size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H);

@@ -1,4 +1,5 @@
 /* runtime.c: facts about how the kernels were built, and error strings. */
+#include "rf_common.h"
 #include "rnnfast.h"
 
 int rnnfast_openmp_enabled(void) {
@@ -7,6 +8,14 @@ int rnnfast_openmp_enabled(void) {
 #else
     return 0;
 #endif
+}
+
+const char *rnnfast_isa(void) {
+    switch (rf_isa()) {
+    case RF_ISA_AVX512: return "avx512";
+    case RF_ISA_AVX2: return "avx2";
+    default: return "generic";
+    }
 }
 
 const char *rnnfast_strerror(int code) {

@@ -45,15 +45,19 @@ def _build(cc, out, extra):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
-# "portable": without the AVX-512 kernels, so that the portable loops (what a CPU without
-# AVX-512 runs) are checked on this machine too.
-@pytest.mark.parametrize("isa", ["native", "portable"])
+# Every instruction set's kernels on this machine's CPU, as far as it has them: "native" (the
+# best the CPU has), "avx2" (built without the AVX-512 kernels) and "portable" (without the AVX2
+# ones either: the loops a CPU without them runs).
+ISA_FLAGS = {"native": [], "avx2": ["-DRNNFAST_NO_AVX512"], "portable": ["-DRNNFAST_NO_AVX2"]}
+
+
+@pytest.mark.parametrize("isa", sorted(ISA_FLAGS))
 def test_c_kernels_under_sanitizers(tmp_path, isa):
     cc = _compiler()
     if cc is None:
         pytest.skip("no C compiler")
     exe = str(tmp_path / "rnnfast_ctest")
-    isa_flags = ["-DRNNFAST_NO_AVX512"] if isa == "portable" else []
+    isa_flags = ISA_FLAGS[isa]
     build = _build(cc, exe, ["-fopenmp", "-DRNNFAST_OPENMP", *isa_flags])
     if build.returncode != 0:  # no OpenMP: the kernels build single-threaded
         build = _build(cc, exe, isa_flags)
@@ -64,4 +68,7 @@ def test_c_kernels_under_sanitizers(tmp_path, isa):
     report = run.stdout[-4000:] + run.stderr[-4000:]
     assert run.returncode == 0, report
     assert "0 failure(s)" in run.stdout, report
+    if isa != "native":  # the build left out the kernels it was told to
+        ran = run.stdout.split("kernels' instruction set: ")[1].split()[0]
+        assert ran in (("generic",) if isa == "portable" else ("avx2", "generic")), report
     assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr, report

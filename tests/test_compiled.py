@@ -98,6 +98,8 @@ def _everything(mod, cell, x, h0, c0, w, lengths, dy, ds):
     dx, dstates, dw = run_backward(mod, cell, dy, ds, saved)
     yi, states_i, saved_i = run_forward(mod, cell, x, h0, c0, w, lengths, training=False)
     assert saved_i is None
+    for a, b in zip((y, *states), (yi, *states_i)):  # saving activations changes no bit
+        np.testing.assert_array_equal(a, b)
     return [y, *states, dx, *dstates, *dw, yi, *states_i]
 
 
@@ -390,3 +392,28 @@ def test_bad_input_raises_the_reference_errors():
         if want[1].startswith("saved comes from"):  # names the running backend, by design
             want = (want[0], want[1].replace("'reference'", "'compiled'"))
         assert got == want, f"case {k}"
+
+
+def _cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (Linux), or None where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def test_kernels_use_the_best_instruction_set_the_cpu_has():
+    flags = _cpu_flags()
+    if flags is None or not {"sse2", "lm"} <= flags:
+        pytest.skip("not a Linux x86-64 CPU")
+    if {"avx512f", "avx512vl", "avx512dq", "avx512bw"} <= flags:
+        want = "avx512"
+    elif {"avx2", "fma"} <= flags:
+        want = "avx2"
+    else:
+        want = "generic"
+    assert K.isa() == want

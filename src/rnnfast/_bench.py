@@ -300,7 +300,11 @@ def _header(args, threads, torch, lines):
     except Exception as exc:  # report, never fail the benchmark over it
         blas_text = f"unknown ({type(exc).__name__}: {exc})"
     load, cpus = os.getloadavg()[0], os.cpu_count()
-    compiled = "yes" if rnnfast.compiled_available() else "NO (not built: compiled columns n/a)"
+    if rnnfast.compiled_available():
+        from rnnfast import _kernels
+        compiled = f"yes, {_kernels.isa()} kernels"
+    else:
+        compiled = "NO (not built: compiled columns n/a)"
     torch_text = "not installed" if torch is None else f"{torch.__version__}, {threads} threads"
     if torch is not None and args.no_torch:
         torch_text = "not timed (--no-torch)"

@@ -46,6 +46,7 @@ cnp.import_array()
 
 cdef extern from "rnnfast.h" nogil:
     int rnnfast_openmp_enabled()
+    const char *rnnfast_isa()
     const char *rnnfast_strerror(int code)
     size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
     size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
@@ -272,6 +273,11 @@ cdef int gru_backward_f64(double *dx, double *dh0, double *dw_ih, double *dw_hh,
 def openmp_enabled():
     """True if the compiled kernels were built with OpenMP."""
     return bool(rnnfast_openmp_enabled())
+
+
+def isa():
+    """The instruction set the compiled kernels run with here: "avx512", "avx2" or "generic"."""
+    return rnnfast_isa().decode()
 
 
 cdef inline void *_p(object arr):

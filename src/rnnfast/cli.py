@@ -42,6 +42,7 @@ def info(argv=None):
         from rnnfast import _kernels
         rows.append(("compiled kernels", "available"))
         rows.append(("OpenMP", "yes" if _kernels.openmp_enabled() else "no (single-threaded build)"))
+        rows.append(("kernels' instruction set", _kernels.isa()))
     else:
         rows.append(("compiled kernels", f"NOT available ({kernels._compiled_error})"))
     rows.append(("active backend", rnnfast.backend()))

@@ -427,6 +427,7 @@ int main(void) {
         check_nested_f32(cell, 6, 7, 5, 33);
     }
     check_errors();
+    printf("kernels' instruction set: %s\n", rnnfast_isa());
     printf("rnnfast C tests: %d failure(s); worst relative gradient error %.2e\n", failures,
            worst);
     return failures ? 1 : 0;

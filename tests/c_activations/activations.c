@@ -1,8 +1,8 @@
 /* Accuracy of the kernels' own activations (csrc/rf_real.h), as compiled for the kernels.
  *
  * Evaluates tanh, sigmoid and the LSTM's four-gate function in float and double over dense
- * sweeps of inputs, with the AVX-512 and the baseline copies of the loops (the element-wise
- * passes are built both ways, RF_MULTIVERSION), against long double libm; prints the largest
+ * sweeps of inputs, with each instruction set's copy of the loops that the CPU can run (the
+ * element-wise passes are built per instruction set, RF_MULTIVERSION), against long double libm; prints the largest
  * and mean error in ulp of the result's dtype and checks bounds and special values. Exit status
  * 1 when an error exceeds the limits below. Built and run by tests/test_c_activations.py.
  */
@@ -33,14 +33,20 @@
 
 static int failures = 0;
 
-/* y[k] = fn(x[k]), both copies of a loop the way the kernels build them. */
-#define EVAL_LOOPS(real, name, expr)                                                            \
-    static void name##_generic(const real *x, real *y, long n) {                                \
-        for (long k = 0; k < n; k++) { real v = x[k]; y[k] = (expr); }                          \
-    }                                                                                           \
-    RF_AVX512_TARGET static void name##_avx512(const real *x, real *y, long n) {                \
-        for (long k = 0; k < n; k++) { real v = x[k]; y[k] = (expr); }                          \
+/* y[k] = fn(x[k]), every copy of a loop the way the kernels build them; name(copy, ...) runs
+ * copy `copy` (an RF_ISA_* value). */
+#define EVAL_COPIES(real, name, TARGET, isa, body)                                              \
+    TARGET static void name##_##isa(const real *x, real *y, long n) { body }
+#define EVAL_DISPATCH(real, name, body)                                                         \
+    EVAL_COPIES(real, name, , generic, body)                                                    \
+    EVAL_COPIES(real, name, RF_AVX2_TARGET, avx2, body)                                         \
+    EVAL_COPIES(real, name, RF_AVX512_TARGET, avx512, body)                                     \
+    static void name(int copy, const real *x, real *y, long n) {                                \
+        (copy == RF_ISA_AVX512 ? name##_avx512 : copy == RF_ISA_AVX2 ? name##_avx2              \
+                                                                     : name##_generic)(x, y, n); \
     }
+#define EVAL_LOOPS(real, name, expr)                                                            \
+    EVAL_DISPATCH(real, name, for (long k = 0; k < n; k++) { real v = x[k]; y[k] = (expr); })
 EVAL_LOOPS(float, tanh32, rf_tanh_f32(v))
 EVAL_LOOPS(float, sig32, rf_sigmoid_f32(v))
 EVAL_LOOPS(double, tanh64, rf_tanh_f64(v))
@@ -48,16 +54,9 @@ EVAL_LOOPS(double, sig64, rf_sigmoid_f64(v))
 
 /* The four LSTM gates from four input vectors. */
 #define GATE_LOOPS(real, sfx)                                                                   \
-    static void gates##sfx##_generic(const real *x, real *y, long n) {                          \
-        for (long k = 0; k < n; k++)                                                            \
-            rf_lstm_gates_##sfx(x[k], x[n + k], x[2 * n + k], x[3 * n + k], y + k, y + n + k,   \
-                                y + 2 * n + k, y + 3 * n + k);                                  \
-    }                                                                                           \
-    RF_AVX512_TARGET static void gates##sfx##_avx512(const real *x, real *y, long n) {          \
-        for (long k = 0; k < n; k++)                                                            \
-            rf_lstm_gates_##sfx(x[k], x[n + k], x[2 * n + k], x[3 * n + k], y + k, y + n + k,   \
-                                y + 2 * n + k, y + 3 * n + k);                                  \
-    }
+    EVAL_DISPATCH(real, gates##sfx, for (long k = 0; k < n; k++)                                \
+        rf_lstm_gates_##sfx(x[k], x[n + k], x[2 * n + k], x[3 * n + k], y + k, y + n + k,       \
+                            y + 2 * n + k, y + 3 * n + k);)
 GATE_LOOPS(float, f32)
 GATE_LOOPS(double, f64)
 
@@ -109,20 +108,20 @@ int main(void) {
     double *xd = malloc(sizeof(double) * 4 * n), *yd = malloc(sizeof(double) * 4 * n);
     float *xf = malloc(sizeof(float) * 4 * n), *yf = malloc(sizeof(float) * 4 * n);
     if (!xd || !yd || !xf || !yf) return 2;
-    const int copies = rf_have_avx512() ? 2 : 1;
-    for (int copy = 0; copy < copies; copy++) {
-        const char *tag = copy ? "avx512" : "generic";
+    /* every copy up to the best the CPU has (rf_isa): generic, avx2, avx512 */
+    for (int copy = RF_ISA_GENERIC; copy <= rf_isa(); copy++) {
+        const char *tag = copy == RF_ISA_AVX512 ? "avx512" : copy == RF_ISA_AVX2 ? "avx2" : "generic";
         char name[64];
         /* float tanh and sigmoid */
         fill(xd, n, 20.0);
         for (long k = 0; k < n; k++) xf[k] = (float)xd[k];
         stat st = {0}, ss = {0};
-        (copy ? tanh32_avx512 : tanh32_generic)(xf, yf, n);
+        tanh32(copy, xf, yf, n);
         for (long k = 0; k < n; k++) {
             acc(&st, ulp_err(yf[k], ref_tanh(xf[k]), 24, -126), xf[k]);
             check(fabsf(yf[k]) <= 1.0f, "float |tanh| <= 1");
         }
-        (copy ? sig32_avx512 : sig32_generic)(xf, yf, n);
+        sig32(copy, xf, yf, n);
         for (long k = 0; k < n; k++) {
             acc(&ss, ulp_err(yf[k], ref_sig(xf[k]), 24, -126), xf[k]);
             check(yf[k] >= 0.0f && yf[k] <= 1.0f, "float sigmoid in [0, 1]");
@@ -134,9 +133,9 @@ int main(void) {
         /* double tanh and sigmoid */
         fill(xd, n, 40.0);
         stat dt = {0}, ds = {0};
-        (copy ? tanh64_avx512 : tanh64_generic)(xd, yd, n);
+        tanh64(copy, xd, yd, n);
         for (long k = 0; k < n; k++) acc(&dt, ulp_err(yd[k], ref_tanh(xd[k]), 53, -1022), xd[k]);
-        (copy ? sig64_avx512 : sig64_generic)(xd, yd, n);
+        sig64(copy, xd, yd, n);
         for (long k = 0; k < n; k++) acc(&ds, ulp_err(yd[k], ref_sig(xd[k]), 53, -1022), xd[k]);
         snprintf(name, sizeof name, "double tanh (%s)", tag);
         report(name, &dt, MAX_ULP_F64);
@@ -150,8 +149,8 @@ int main(void) {
                 xf[g * n + k] = (float)xd[g * n + k];
             }
         stat gf[4] = {{0}}, gd[4] = {{0}};
-        (copy ? gatesf32_avx512 : gatesf32_generic)(xf, yf, n);
-        (copy ? gatesf64_avx512 : gatesf64_generic)(xd, yd, n);
+        gatesf32(copy, xf, yf, n);
+        gatesf64(copy, xd, yd, n);
         for (int g = 0; g < 4; g++)
             for (long k = 0; k < n; k++) {
                 const long i = g * n + k;
