@@ -5,7 +5,7 @@
  * products split among the threads); the large path's products go to the BLAS. Row-major,
  * leading dimensions lda/ldb/ldc; A's element (i,k) is A[i*lda + k*acs], so A may also be a
  * transposed view (lda = 1, acs = rows). B is either plain (rf_mm) or packed in panels of 8
- * vectors' width (rf_mmp: the small path's weights, packed once per call).
+ * AVX-512 vectors' width (rf_mmp: the small path's weights, packed once per call).
  *
  * Determinism contract: every C element is computed as c = C[i,j]; for k = 0..K-1:
  * c = fma(A[i,k], Bm[k,j], c) (or c + A*B without FMA hardware), whatever M, N, the blocking or
@@ -15,12 +15,13 @@
  * time (rf_isa: the best the CPU has; portable loops without either), with masked loads/stores
  * for the column remainder. Shapes and measurements below are AVX-512's (AVX2 has 16 registers
  * of 8 floats, not 32 of 16: tiles of up to 6 rows, 4-row blocks of 2 vectors):
- *  - packed B (rf_mmp) and at least 4 rows: tiles of 4-12 rows x 2 vectors (mm_tiles), k in
- *    blocks of RF_TKC and columns in blocks of RF_TNC, so a block of B stays in L2 while each
- *    tile's rows of A stay in L1. Against the 4x4 blocks below, measured side by side in one
- *    process (2 threads, medians): a 6400x512x512 projection 86-99 -> 110-122 GFLOP/s on one
- *    core; LSTM (64,100,128,256) inference and training forward 3-10% faster, GRU
- *    (128,100,512,512) inference 3-11%, the small shapes 0-5%; the RNN at 512 within +-5%;
+ *  - packed B (rf_mmp) and at least 4 rows: tiles of 4-12 rows (AVX2: 3-6) x 2 vectors
+ *    (mm_tiles), k in blocks of RF_TKC and columns in blocks of RF_TNC (AVX2: RF_TNC_AVX2), so
+ *    a block of B stays in L2 while each tile's rows of A stay in L1. Against the 4x4 blocks
+ *    below, measured side by side in one process (2 threads, medians): a 6400x512x512
+ *    projection 86-99 -> 110-122 GFLOP/s on one core; LSTM (64,100,128,256) inference and
+ *    training forward 3-10% faster, GRU (128,100,512,512) inference 3-11%, the small shapes
+ *    0-5%; the RNN at 512 within +-5%;
  *  - otherwise (plain B: the weight gradients' products, whose B rows may lie 4 KB apart, where
  *    the tiles measured 4-14% slower; fewer than 4 rows) 4 rows x 4 vectors of C in 16
  *    registers, or one row x 8 vectors for the rows left over (mm_vec);
@@ -168,10 +169,12 @@ panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int6
             case 3:                                                                             \
                 if (NV4 >= 3) RF_BLOCK_CALL(sfx, 4, 3, m, last, K, a_i, lda, acs, Bm, ldb, c_i, \
                                             ldc);                                               \
+                else __builtin_unreachable(); /* mm_rows: at most NV4 vectors */                \
                 break;                                                                          \
             default:                                                                            \
                 if (NV4 >= 4) RF_BLOCK_CALL(sfx, 4, 4, m, last, K, a_i, lda, acs, Bm, ldb, c_i, \
                                             ldc);                                               \
+                else __builtin_unreachable();                                                   \
                 break;                                                                          \
             }                                                                                   \
         }                                                                                       \
@@ -242,6 +245,10 @@ mm_vec_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_
 #ifndef RF_TNC_AVX2
 #define RF_TNC_AVX2 256
 #endif
+/* A column block starts at jc / NP * ps + jc % NP and must not cross a panel's edge. */
+_Static_assert(RF_TNC % RF_NP_F32 == 0 && RF_TNC % RF_NP_F64 == 0 &&
+                   RF_TNC_AVX2 % RF_NP_F32 == 0 && RF_TNC_AVX2 / 2 % RF_NP_F64 == 0,
+               "column blocks (RF_TNC, RF_TNC_AVX2) must be whole panels (RF_NP_F32, RF_NP_F64)");
 /* Tile height n (1..12) of the tiles below, for an ISA whose tiles hold at most MRMAX rows: more
  * rows (only A's packed panels of rf_pack_at, always up to 12) run as two tiles. */
 #define RF_TILE_CASE(sfx, MRMAX, n)                                                             \
@@ -256,7 +263,7 @@ mm_vec_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_
  * A feed MR*NV FMAs (AVX-512, 12 x 2: 14 loads per 24 FMAs, against 8 per 16 for 4 x 4): the MR
  * rows' k block of A stays in L1 while the tile sweeps the columns, B's k block streams from L2.
  * Same FMA order per element as every other kernel here. */
-#define RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)                                 \
+#define RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)                            \
 /* MR rows, columns [0, nc) of C in strips of 2 vectors, B's column j at                        \
  * Bm + j / NP * pstride + j % NP. */                                                           \
 __attribute__((target(TGT), always_inline)) static inline void                                 \
@@ -282,6 +289,7 @@ __attribute__((target(TGT), always_inline)) static inline void                  
 tile_##sfx(const int packed, int mr, int64_t nc, int64_t K, const real *A, int64_t lda,         \
            int64_t acs, const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc) {        \
     const int64_t l = packed ? 1 : lda;                                                         \
+    if (!packed && mr > (MRMAX)) __builtin_unreachable(); /* mm_tiles: tile_rows_of(M, MRMAX) */\
     switch (mr) {                                                                               \
     RF_TILE_CASE(sfx, MRMAX, 1) RF_TILE_CASE(sfx, MRMAX, 2) RF_TILE_CASE(sfx, MRMAX, 3)         \
     RF_TILE_CASE(sfx, MRMAX, 4) RF_TILE_CASE(sfx, MRMAX, 5) RF_TILE_CASE(sfx, MRMAX, 6)         \
