@@ -14,7 +14,7 @@
  * Vector kernels for AVX-512 and for AVX2+FMA, written once (RF_MM_KERNELS) and chosen at run
  * time (rf_isa: the best the CPU has; portable loops without either), with masked loads/stores
  * for the column remainder. Shapes and measurements below are AVX-512's (AVX2 has 16 registers
- * of 8 floats, not 32 of 16: tiles of up to 6 rows, 4-row blocks of 2 vectors):
+ * of 8 floats, not 32 of 16: tiles of up to 6 rows, 4-row blocks of 3 vectors):
  *  - packed B (rf_mmp) and at least 4 rows: tiles of 4-12 rows (AVX2: 3-6) x 2 vectors
  *    (mm_tiles), k in blocks of RF_TKC and columns in blocks of RF_TNC (AVX2: RF_TNC_AVX2), so
  *    a block of B stays in L2 while each tile's rows of A stay in L1. Against the 4x4 blocks
@@ -117,7 +117,8 @@ RF_GENERIC_PP(double, mm_pp_generic_f64, RF_NP_F64, rf_packed_ld_f64)
  * remainder (LOADM(masked, m, p), STOREM(p, masked, m, v): the mask m applies only when `masked`,
  * a constant after inlining), MASKN(n) the mask of the first n elements, and the register
  * budget: tiles of at most MRMAX rows x 2 vectors and 4-row blocks of NV4 vectors (AVX-512, 32
- * registers: 12 and 4; AVX2, 16 registers: 6 and 2). NP is the width of a packed B's panel. */
+ * registers: 12 and 4; AVX2, 16 registers: 6 and RF_NV4_AVX2 = 3). NP is the width of a
+ * packed B's panel, TNC the columns of a block of B (mm_tiles). */
 
 /* One block: MR (1..12) rows of C, NV (1..8) vectors of columns, the last one masked by `last`
  * when MASKED. Always inlined with constant MR/NV/MASKED so the accumulators live in registers. */
@@ -245,6 +246,13 @@ mm_vec_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_
 #ifndef RF_TNC_AVX2
 #define RF_TNC_AVX2 256
 #endif
+/* AVX2's 4-row blocks of the plain-B products: 3 vectors (12 accumulators; B from memory
+ * operands), not 2. One core, time against 2, median of 15 interleaved: 0.78-0.94 (64x1024x256
+ * 0.80, 3200x2048x512 0.78, 16x256x32 0.87); in the cells (forward+backward, 2 threads): RNN
+ * (32,50,32,64) 0.96, LSTM 0.95, GRU (64,100,128,256) 0.97, the rest 0.99-1.0; same bits. */
+#ifndef RF_NV4_AVX2
+#define RF_NV4_AVX2 3
+#endif
 /* A column block starts at jc / NP * ps + jc % NP and must not cross a panel's edge. */
 _Static_assert(RF_TNC % RF_NP_F32 == 0 && RF_TNC % RF_NP_F64 == 0 &&
                    RF_TNC_AVX2 % RF_NP_F32 == 0 && RF_TNC_AVX2 / 2 % RF_NP_F64 == 0,
@@ -363,9 +371,11 @@ mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define RF_MASK256_PD(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
 RF_MM_KERNELS("avx2,fma", float, __m256, 8, f32_avx2, __m256i, RF_LD256_PS, RF_ST256_PS,
-              RF_MASK256_PS, _mm256_set1_ps, _mm256_fmadd_ps, 6, 2, RF_NP_F32, RF_TNC_AVX2)
+              RF_MASK256_PS, _mm256_set1_ps, _mm256_fmadd_ps, 6, RF_NV4_AVX2, RF_NP_F32,
+              RF_TNC_AVX2)
 RF_MM_KERNELS("avx2,fma", double, __m256d, 4, f64_avx2, __m256i, RF_LD256_PD, RF_ST256_PD,
-              RF_MASK256_PD, _mm256_set1_pd, _mm256_fmadd_pd, 6, 2, RF_NP_F64, RF_TNC_AVX2 / 2)
+              RF_MASK256_PD, _mm256_set1_pd, _mm256_fmadd_pd, 6, RF_NV4_AVX2, RF_NP_F64,
+              RF_TNC_AVX2 / 2)
 
 #ifdef RF_HAVE_AVX512
 /* AVX-512: 32 registers of 16 floats / 8 doubles; mask registers. */
