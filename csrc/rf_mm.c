@@ -435,8 +435,9 @@ __attribute__((target("avx512f"))) static void tr16_f32(float *dst, int64_t ldd,
 #endif /* RF_HAVE_AVX512 */
 #endif /* RF_HAVE_AVX2 */
 
-int rf_isa(void) {
-    /* Constant for the process: every call takes the same kernels, so results are reproducible. */
+/* What the CPU has and the build compiled; rf_isa asks once and keeps the answer (every product
+ * and element-wise pass, per step and thread, asks rf_isa). */
+static int rf_detect_isa(void) {
 #ifdef RF_HAVE_AVX2
     __builtin_cpu_init();
 #ifdef RF_HAVE_AVX512
@@ -447,6 +448,18 @@ int rf_isa(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RF_ISA_AVX2;
 #endif
     return RF_ISA_GENERIC;
+}
+
+int rf_isa(void) {
+    /* Constant for the process: every call takes the same kernels, so results are reproducible.
+     * Threads racing on the first call all store the same value. */
+    static atomic_int known = -1;
+    int isa = atomic_load_explicit(&known, memory_order_relaxed);
+    if (isa < 0) {
+        isa = rf_detect_isa();
+        atomic_store_explicit(&known, isa, memory_order_relaxed);
+    }
+    return isa;
 }
 
 /* B in panels of np columns (RF_NP_F32 / RF_NP_F64: 8 AVX-512 vectors), panel p at
@@ -545,27 +558,29 @@ void rf_pack_at_##sfx(real *Ap, int64_t M, int64_t K, const real *const *rows, i
 RF_PACK_AT(float, f32)
 RF_PACK_AT(double, f64)
 
+#define RF_MM_PP_CASE(ISA, isa, sfx)                                                            \
+    case ISA:                                                                                   \
+        mm_pp_##sfx##_##isa(M, N, K, Ap, Bm, rf_packed_ld_##sfx(N), kp * rf_packed_ld_##sfx(N), \
+                            C, ldc);                                                            \
+        return;
 #ifdef RF_HAVE_AVX512
-#define RF_MM_PP_CASE_AVX512(sfx) case RF_ISA_AVX512: mm_pp_##sfx##_avx512(RF_MM_PP_ARGS); return;
+#define RF_MM_PP_CASE_AVX512(sfx) RF_MM_PP_CASE(RF_ISA_AVX512, avx512, sfx)
 #else
 #define RF_MM_PP_CASE_AVX512(sfx)
 #endif
 #ifdef RF_HAVE_AVX2
-#define RF_MM_PP_CASE_AVX2(sfx) case RF_ISA_AVX2: mm_pp_##sfx##_avx2(RF_MM_PP_ARGS); return;
+#define RF_MM_PP_CASE_AVX2(sfx) RF_MM_PP_CASE(RF_ISA_AVX2, avx2, sfx)
 #else
 #define RF_MM_PP_CASE_AVX2(sfx)
 #endif
-#define RF_MM_PP_ARGS M, N, K, Ap, Bm, ldb, kp * ldb, C, ldc
 #define RF_MM_PP(real, sfx)                                                                     \
 void rf_mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm,           \
                     int64_t kp, real *C, int64_t ldc) {                                         \
-    const int64_t ldb = rf_packed_ld_##sfx(N);                                                  \
     switch (rf_isa()) {                                                                         \
     RF_MM_PP_CASE_AVX512(sfx)                                                                   \
     RF_MM_PP_CASE_AVX2(sfx)                                                                     \
     default: break;                                                                             \
     }                                                                                           \
-    (void)ldb;                                                                                  \
     mm_pp_generic_##sfx(M, N, K, Ap, Bm, kp, C, ldc);                                           \
 }
 RF_MM_PP(float, f32)
