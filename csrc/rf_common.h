@@ -280,11 +280,59 @@ static inline int64_t rf_bwd_chunk_steps(int64_t T, int64_t B, int64_t GH) {
     return tc < T ? tc : T;
 }
 
-/* Packed B operands (rf_mmp): panels of 8 AVX-512 vectors' width. */
+/* Instruction sets with code of their own, chosen at run time (rf_isa in rf_mm.c: the best one
+ * the CPU has and the build compiled, constant for the process, so results are reproducible):
+ * the matrix products (rf_mm.c) and the element-wise passes (RF_MULTIVERSION) have an AVX-512
+ * copy, an AVX2+FMA copy and a baseline one. The build contracts multiply-adds
+ * (-ffp-contract=fast) where the ISA has FMA, so the copies may differ in the last bit from each
+ * other; each is deterministic whatever the thread count. -DRNNFAST_NO_AVX512 builds without the
+ * AVX-512 copies, -DRNNFAST_NO_AVX2 without either (the tests use them to run every copy). */
+#define RF_ISA_GENERIC 0
+#define RF_ISA_AVX2 1   /* AVX2 and FMA */
+#define RF_ISA_AVX512 2 /* AVX-512 F, VL, DQ and BW (and AVX2, FMA) */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX2)
+#define RF_HAVE_AVX2 1
+#define RF_AVX2_TARGET __attribute__((target("avx2,fma")))
+#if !defined(RNNFAST_NO_AVX512)
+#define RF_HAVE_AVX512 1
+#define RF_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#endif
+#endif
+#ifndef RF_AVX2_TARGET
+#define RF_AVX2_TARGET
+#endif
+#ifndef RF_AVX512_TARGET
+#define RF_AVX512_TARGET
+#endif
+int rf_isa(void);
+
+/* Packed B operands (rf_mmp): B's columns in panels of np, each panel's rows one after the other
+ * (a row of ld elements, rf_packed_ld). AVX-512 (and the portable loops): panels of 8 AVX-512
+ * vectors, RF_NP_F32 / RF_NP_F64. AVX2: panels of 2 AVX2 vectors, a tile's width
+ * (RF_NP_AVX2_F32 / _F64), so the k block of B a tile sweeps is one contiguous run that the
+ * hardware prefetches as a stream; in 128-column panels its rows lay 512 bytes apart, one cache
+ * line used from each. Against those, in-process A/B on Zen 3, float32, 2 threads, time new/old
+ * (inference / forward+backward), same bits: (1,200,64,128) LSTM 0.80/0.85, GRU 0.81/0.83, RNN
+ * 0.84/0.89; (64,100,128,256) 0.90/0.97, 0.94/0.94, 0.91/0.94; (128,100,512,512) 0.79/0.89,
+ * 0.79/1.02, 0.97/0.90; (32,50,32,64) 0.95/0.98, 0.98/0.95, 0.99/0.96. rf_np_f32 / rf_np_f64:
+ * the width for the kernels of rf_isa, the one place the packers and the products take it
+ * from. */
 #define RF_NP_F32 128
 #define RF_NP_F64 64
+#ifndef RF_NP_AVX2_F32
+#define RF_NP_AVX2_F32 16
+#endif
+#ifndef RF_NP_AVX2_F64
+#define RF_NP_AVX2_F64 8
+#endif
+static inline int64_t rf_np_f32(void) {
+    return rf_isa() == RF_ISA_AVX2 ? RF_NP_AVX2_F32 : RF_NP_F32;
+}
+static inline int64_t rf_np_f64(void) {
+    return rf_isa() == RF_ISA_AVX2 ? RF_NP_AVX2_F64 : RF_NP_F64;
+}
 
-/* Row length within a packed (K,N) matrix's panels: RF_NP, or for a matrix of one panel its
+/* Row length within a packed (K,N) matrix's panels: np, or for a matrix of one panel its
  * width rounded up to a cache line, so that a narrow B (a dx product's I = 32 columns) keeps its
  * rows 128 bytes apart; spread over 512-byte panel rows, its 128-row blocks would use a quarter
  * of the L1 sets (measured slower). */
@@ -292,10 +340,9 @@ static inline int64_t rf_packed_ld(int64_t N, int64_t np, int64_t line) {
     return N > np ? np : (N + line - 1) / line * line;
 }
 
-/* ...for each dtype (cache lines of 16 floats, 8 doubles): the one place rf_pack and rf_mmp take
- * it from. */
-static inline int64_t rf_packed_ld_f32(int64_t N) { return rf_packed_ld(N, RF_NP_F32, 16); }
-static inline int64_t rf_packed_ld_f64(int64_t N) { return rf_packed_ld(N, RF_NP_F64, 8); }
+/* ...for each dtype (cache lines of 16 floats, 8 doubles). */
+static inline int64_t rf_packed_ld_f32(int64_t N) { return rf_packed_ld(N, rf_np_f32(), 16); }
+static inline int64_t rf_packed_ld_f64(int64_t N) { return rf_packed_ld(N, rf_np_f64(), 8); }
 
 /* Elements of a packed (K,N) matrix for either dtype (at most panels of the wider RF_NP_F32). */
 static inline int64_t rf_packed_len(int64_t K, int64_t N) {
@@ -406,31 +453,6 @@ void rf_transpose_blocks_f32(float *dst, int64_t ldd, const float *src, int64_t 
 void rf_transpose_blocks_f64(double *dst, int64_t ldd, const double *src, int64_t lds, int64_t R,
                              int64_t C);
 
-/* Instruction sets with code of their own, chosen at run time (rf_isa in rf_mm.c: the best one
- * the CPU has and the build compiled, constant for the process, so results are reproducible):
- * the matrix products (rf_mm.c) and the element-wise passes (RF_MULTIVERSION) have an AVX-512
- * copy, an AVX2+FMA copy and a baseline one. The build contracts multiply-adds
- * (-ffp-contract=fast) where the ISA has FMA, so the copies may differ in the last bit from each
- * other; each is deterministic whatever the thread count. -DRNNFAST_NO_AVX512 builds without the
- * AVX-512 copies, -DRNNFAST_NO_AVX2 without either (the tests use them to run every copy). */
-#define RF_ISA_GENERIC 0
-#define RF_ISA_AVX2 1   /* AVX2 and FMA */
-#define RF_ISA_AVX512 2 /* AVX-512 F, VL, DQ and BW (and AVX2, FMA) */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX2)
-#define RF_HAVE_AVX2 1
-#define RF_AVX2_TARGET __attribute__((target("avx2,fma")))
-#if !defined(RNNFAST_NO_AVX512)
-#define RF_HAVE_AVX512 1
-#define RF_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
-#endif
-#endif
-#ifndef RF_AVX2_TARGET
-#define RF_AVX2_TARGET
-#endif
-#ifndef RF_AVX512_TARGET
-#define RF_AVX512_TARGET
-#endif
-int rf_isa(void);
 /* Always inlined: the element-wise helpers (rf_real.h's activations) must become part of each
  * instruction set's copy of a pass. An outlined copy is compiled for the baseline ISA, without
  * FMA, so a loop that called one (the inliner's choice) neither vectorized nor rounded like its

@@ -4,8 +4,9 @@
  * OpenMP thread on its own batch slice or columns, and the projection and weight-gradient
  * products split among the threads); the large path's products go to the BLAS. Row-major,
  * leading dimensions lda/ldb/ldc; A's element (i,k) is A[i*lda + k*acs], so A may also be a
- * transposed view (lda = 1, acs = rows). B is either plain (rf_mm) or packed in panels of 8
- * AVX-512 vectors' width (rf_mmp: the small path's weights, packed once per call).
+ * transposed view (lda = 1, acs = rows). B is either plain (rf_mm) or packed in panels (rf_mmp:
+ * the small path's weights, packed once per call): 8 vectors wide for AVX-512, 2 (one tile's
+ * width) for AVX2 (rf_np_f32 in rf_common.h).
  *
  * Determinism contract: every C element is computed as c = C[i,j]; for k = 0..K-1:
  * c = fma(A[i,k], Bm[k,j], c) (or c + A*B without FMA hardware), whatever M, N, the blocking or
@@ -121,11 +122,14 @@ RF_GENERIC_PP(double, mm_pp_generic_f64, RF_NP_F64, rf_packed_ld_f64)
  * packed B's panel, TNC the columns of a block of B (mm_tiles). */
 
 /* One block: MR (1..12) rows of C, NV (1..8) vectors of columns, the last one masked by `last`
- * when MASKED. Always inlined with constant MR/NV/MASKED so the accumulators live in registers. */
-#define RF_MM_BLOCK(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, SET1, FMADD)                  \
+ * when MASKED. Always inlined with constant MR/NV/MASKED so the accumulators live in registers.
+ * B's vector v at Bm + (v*W) / NP * pstride + (v*W) % NP: the block starts at a panel's edge or
+ * lies within one panel. */
+#define RF_MM_BLOCK(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, SET1, FMADD, NP)              \
 __attribute__((target(TGT), always_inline)) static inline void                                 \
 block_##sfx(const int MR, const int NV, const int MASKED, maskt last, int64_t K, const real *A, \
-            int64_t lda, int64_t acs, const real *Bm, int64_t ldb, real *C, int64_t ldc) {      \
+            int64_t lda, int64_t acs, const real *Bm, int64_t ldb, int64_t pstride, real *C,    \
+            int64_t ldc) {                                                                      \
     vec acc[12][8];                                                                             \
     for (int r = 0; r < MR; r++)                                                                \
         for (int v = 0; v < NV; v++)                                                            \
@@ -133,7 +137,9 @@ block_##sfx(const int MR, const int NV, const int MASKED, maskt last, int64_t K,
     for (int64_t k = 0; k < K; k++) {                                                           \
         const real *b_k = Bm + k * ldb, *a_k = A + k * acs;                                     \
         vec b[8];                                                                               \
-        for (int v = 0; v < NV; v++) b[v] = LOADM(MASKED && v == NV - 1, last, b_k + v * W);    \
+        for (int v = 0; v < NV; v++)                                                            \
+            b[v] = LOADM(MASKED && v == NV - 1, last,                                           \
+                         b_k + (v * W) / (NP) * pstride + (v * W) % (NP));                      \
         for (int r = 0; r < MR; r++) {                                                          \
             vec a = SET1(a_k[r * lda]);                                                         \
             for (int v = 0; v < NV; v++) acc[r][v] = FMADD(a, b[v], acc[r][v]);                 \
@@ -151,12 +157,16 @@ block_##sfx(const int MR, const int NV, const int MASKED, maskt last, int64_t K,
         else block_##sfx(MR, NV, 0, __VA_ARGS__);                                               \
     } while (0)
 
+/* A block of MR rows x NV vectors at row a_i of A and c_i of C (panel_'s names). */
+#define RF_ROW_BLOCK(sfx, MR, NV)                                                               \
+    RF_BLOCK_CALL(sfx, MR, NV, m, last, K, a_i, lda, acs, Bm, ldb, ps, c_i, ldc)
+
 /* Columns [j, j+nb) of rows [i, M): 4-row blocks of up to NV4 vectors, then single rows of up to
  * 8 vectors (one row alone needs more independent accumulators to hide the FMA latency). */
 #define RF_MM_ROWS(TGT, real, W, sfx, maskt, MASKN, NV4, NP)                                    \
 __attribute__((target(TGT))) static void                                                       \
 panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int64_t lda,        \
-            int64_t acs, const real *Bm, int64_t ldb, real *C, int64_t ldc) {                   \
+            int64_t acs, const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc) {       \
     const int nv = (int)((nb + W - 1) / W);                                                     \
     const int rem = (int)(nb - (int64_t)(nv - 1) * W), m = rem < W;                             \
     const maskt last = MASKN(rem);                                                              \
@@ -165,16 +175,14 @@ panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int6
             const real *a_i = A + i * lda;                                                      \
             real *c_i = C + i * ldc;                                                            \
             switch (nv) {                                                                       \
-            case 1: RF_BLOCK_CALL(sfx, 4, 1, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;\
-            case 2: RF_BLOCK_CALL(sfx, 4, 2, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;\
+            case 1: RF_ROW_BLOCK(sfx, 4, 1); break;                                             \
+            case 2: RF_ROW_BLOCK(sfx, 4, 2); break;                                             \
             case 3:                                                                             \
-                if (NV4 >= 3) RF_BLOCK_CALL(sfx, 4, 3, m, last, K, a_i, lda, acs, Bm, ldb, c_i, \
-                                            ldc);                                               \
+                if (NV4 >= 3) RF_ROW_BLOCK(sfx, 4, 3);                                          \
                 else __builtin_unreachable(); /* mm_rows: at most NV4 vectors */                \
                 break;                                                                          \
             default:                                                                            \
-                if (NV4 >= 4) RF_BLOCK_CALL(sfx, 4, 4, m, last, K, a_i, lda, acs, Bm, ldb, c_i, \
-                                            ldc);                                               \
+                if (NV4 >= 4) RF_ROW_BLOCK(sfx, 4, 4);                                          \
                 else __builtin_unreachable();                                                   \
                 break;                                                                          \
             }                                                                                   \
@@ -185,14 +193,14 @@ panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int6
         const real *a_i = A + i * lda;                                                          \
         real *c_i = C + i * ldc;                                                                \
         switch (nv) {                                                                           \
-        case 1: RF_BLOCK_CALL(sfx, 1, 1, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
-        case 2: RF_BLOCK_CALL(sfx, 1, 2, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
-        case 3: RF_BLOCK_CALL(sfx, 1, 3, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
-        case 4: RF_BLOCK_CALL(sfx, 1, 4, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
-        case 5: RF_BLOCK_CALL(sfx, 1, 5, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
-        case 6: RF_BLOCK_CALL(sfx, 1, 6, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
-        case 7: RF_BLOCK_CALL(sfx, 1, 7, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break;  \
-        default: RF_BLOCK_CALL(sfx, 1, 8, m, last, K, a_i, lda, acs, Bm, ldb, c_i, ldc); break; \
+        case 1: RF_ROW_BLOCK(sfx, 1, 1); break;                                                 \
+        case 2: RF_ROW_BLOCK(sfx, 1, 2); break;                                                 \
+        case 3: RF_ROW_BLOCK(sfx, 1, 3); break;                                                 \
+        case 4: RF_ROW_BLOCK(sfx, 1, 4); break;                                                 \
+        case 5: RF_ROW_BLOCK(sfx, 1, 5); break;                                                 \
+        case 6: RF_ROW_BLOCK(sfx, 1, 6); break;                                                 \
+        case 7: RF_ROW_BLOCK(sfx, 1, 7); break;                                                 \
+        default: RF_ROW_BLOCK(sfx, 1, 8); break;                                                \
         }                                                                                       \
     }                                                                                           \
 }                                                                                               \
@@ -200,10 +208,13 @@ __attribute__((target(TGT))) static void                                        
 mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,         \
               const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {              \
     const int64_t M4 = M / 4 * 4;                                                               \
-    /* Columns in strips of 8 vectors (within one panel of a packed B); within a strip, k in    \
-     * blocks of RF_KC, so the B panel being reused stays in L1 and the strip of C (its partial \
-     * sums) stays in L1/L2 across the k blocks instead of the whole of C being swept once per   \
-     * block. Every element still accumulates k = 0..K-1 in order. */                           \
+    /* Columns in strips of 8 vectors (each at a panel's edge or within one panel); within a    \
+     * strip, k in blocks of RF_KC, so the B panel being reused stays in L1 and the strip of C  \
+     * (its partial sums) stays in L1/L2 across the k blocks instead of the whole of C being    \
+     * swept once per block. Every element still accumulates k = 0..K-1 in order. The 4-row     \
+     * blocks take NV4 vectors, or one panel of a packed B whose panels are narrower than a     \
+     * strip (so each block lies within a panel). */                                            \
+    const int64_t w4 = (NP) < 8 * W && pstride != (NP) ? (NP) : (NV4) * W;                      \
     for (int64_t j = 0; j < N; j += 8 * W) {                                                    \
         const int64_t nb = N - j < 8 * W ? N - j : 8 * W;                                       \
         const real *B_j = Bm + j / (NP) * pstride + j % (NP);                                   \
@@ -211,11 +222,12 @@ mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64
             const int64_t kc = K - k0 < RF_KC ? K - k0 : RF_KC;                                 \
             const real *A_k = A + k0 * acs, *B_k = B_j + k0 * ldb;                              \
             if (M4 > 0)                                                                         \
-                for (int64_t jj = j; jj < j + nb; jj += (NV4) * W)                              \
-                    panel_##sfx(1, M4, j + nb - jj < (NV4) * W ? j + nb - jj : (NV4) * W, kc,   \
-                                A_k, lda, acs, B_k + (jj - j), ldb, C + jj, ldc);               \
+                for (int64_t jj = j; jj < j + nb; jj += w4)                                     \
+                    panel_##sfx(1, M4, j + nb - jj < w4 ? j + nb - jj : w4, kc, A_k, lda, acs,  \
+                                Bm + jj / (NP) * pstride + jj % (NP) + k0 * ldb, ldb, pstride,  \
+                                C + jj, ldc);                                                   \
             if (M4 < M)                                                                         \
-                panel_##sfx(0, M - M4, nb, kc, A_k + M4 * lda, lda, acs, B_k, ldb,              \
+                panel_##sfx(0, M - M4, nb, kc, A_k + M4 * lda, lda, acs, B_k, ldb, pstride,     \
                             C + M4 * ldc + j, ldc);                                             \
         }                                                                                       \
     }                                                                                           \
@@ -255,8 +267,13 @@ mm_vec_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_
 #endif
 /* A column block starts at jc / NP * ps + jc % NP and must not cross a panel's edge. */
 _Static_assert(RF_TNC % RF_NP_F32 == 0 && RF_TNC % RF_NP_F64 == 0 &&
-                   RF_TNC_AVX2 % RF_NP_F32 == 0 && RF_TNC_AVX2 / 2 % RF_NP_F64 == 0,
-               "column blocks (RF_TNC, RF_TNC_AVX2) must be whole panels (RF_NP_F32, RF_NP_F64)");
+                   RF_TNC_AVX2 % RF_NP_AVX2_F32 == 0 && RF_TNC_AVX2 / 2 % RF_NP_AVX2_F64 == 0,
+               "column blocks (RF_TNC, RF_TNC_AVX2) must be whole panels");
+/* A tile's strip is 2 vectors at a panel's edge; a packed matrix's length (rf_packed_len) is
+ * counted in panels of RF_NP_F32. */
+_Static_assert(RF_NP_AVX2_F32 % 16 == 0 && RF_NP_AVX2_F64 % 8 == 0 &&
+                   RF_NP_F32 % RF_NP_AVX2_F32 == 0 && RF_NP_F32 % RF_NP_AVX2_F64 == 0,
+               "AVX2 panels: whole tile strips, dividing RF_NP_F32");
 /* Tile height n (1..12) of the tiles below, for an ISA whose tiles hold at most MRMAX rows: more
  * rows (only A's packed panels of rf_pack_at, always up to 12) run as two tiles. */
 #define RF_TILE_CASE(sfx, MRMAX, n)                                                             \
@@ -271,7 +288,7 @@ _Static_assert(RF_TNC % RF_NP_F32 == 0 && RF_TNC % RF_NP_F64 == 0 &&
  * A feed MR*NV FMAs (AVX-512, 12 x 2: 14 loads per 24 FMAs, against 8 per 16 for 4 x 4): the MR
  * rows' k block of A stays in L1 while the tile sweeps the columns, B's k block streams from L2.
  * Same FMA order per element as every other kernel here. */
-#define RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)                            \
+#define RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)                        \
 /* MR rows, columns [0, nc) of C in strips of 2 vectors, B's column j at                        \
  * Bm + j / NP * pstride + j % NP. */                                                           \
 __attribute__((target(TGT), always_inline)) static inline void                                 \
@@ -280,15 +297,16 @@ strip_##sfx(const int MR, int64_t nc, int64_t K, const real *A, int64_t lda, int
     int64_t j = 0;                                                                              \
     for (; j + 2 * W <= nc; j += 2 * W) {                                                       \
         const real *b = Bm + j / (NP) * pstride + j % (NP);                                     \
-        block_##sfx(MR, 2, 0, MASKN(W), K, A, lda, acs, b, ldb, C + j, ldc);                    \
+        block_##sfx(MR, 2, 0, MASKN(W), K, A, lda, acs, b, ldb, pstride, C + j, ldc);           \
     }                                                                                           \
     if (j < nc) {                                                                               \
         const int64_t rem = nc - j;                                                             \
         const int r1 = (int)(rem > W ? rem - W : rem), m = r1 < W;                              \
         const maskt last = MASKN(r1);                                                           \
         const real *b = Bm + j / (NP) * pstride + j % (NP);                                     \
-        if (rem > W) RF_BLOCK_CALL(sfx, MR, 2, m, last, K, A, lda, acs, b, ldb, C + j, ldc);    \
-        else RF_BLOCK_CALL(sfx, MR, 1, m, last, K, A, lda, acs, b, ldb, C + j, ldc);            \
+        if (rem > W)                                                                            \
+            RF_BLOCK_CALL(sfx, MR, 2, m, last, K, A, lda, acs, b, ldb, pstride, C + j, ldc);    \
+        else RF_BLOCK_CALL(sfx, MR, 1, m, last, K, A, lda, acs, b, ldb, pstride, C + j, ldc);   \
     }                                                                                           \
 }                                                                                               \
 /* strip_ for a tile height mr known only at run time (1..12); packed A (rf_mm_pp) has lda 1   \
@@ -351,8 +369,8 @@ mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int
 }
 
 #define RF_MM_KERNELS(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, MASKN, SET1, FMADD, MRMAX,  \
-                      NV4, NP, TNC)                                                             \
-    RF_MM_BLOCK(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, SET1, FMADD)                      \
+                      NV4, NP, TNC)                                                         \
+    RF_MM_BLOCK(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, SET1, FMADD, NP)                  \
     RF_MM_ROWS(TGT, real, W, sfx, maskt, MASKN, NV4, NP)                                        \
     RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)
 
@@ -371,10 +389,10 @@ mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define RF_MASK256_PD(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
 RF_MM_KERNELS("avx2,fma", float, __m256, 8, f32_avx2, __m256i, RF_LD256_PS, RF_ST256_PS,
-              RF_MASK256_PS, _mm256_set1_ps, _mm256_fmadd_ps, 6, RF_NV4_AVX2, RF_NP_F32,
+              RF_MASK256_PS, _mm256_set1_ps, _mm256_fmadd_ps, 6, RF_NV4_AVX2, RF_NP_AVX2_F32,
               RF_TNC_AVX2)
 RF_MM_KERNELS("avx2,fma", double, __m256d, 4, f64_avx2, __m256i, RF_LD256_PD, RF_ST256_PD,
-              RF_MASK256_PD, _mm256_set1_pd, _mm256_fmadd_pd, 6, RF_NV4_AVX2, RF_NP_F64,
+              RF_MASK256_PD, _mm256_set1_pd, _mm256_fmadd_pd, 6, RF_NV4_AVX2, RF_NP_AVX2_F64,
               RF_TNC_AVX2 / 2)
 
 #ifdef RF_HAVE_AVX512
@@ -462,7 +480,7 @@ int rf_isa(void) {
     return isa;
 }
 
-/* B in panels of np columns (RF_NP_F32 / RF_NP_F64: 8 AVX-512 vectors), panel p at
+/* B in panels of np columns (rf_np_f32 / rf_np_f64: the running kernels' width), panel p at
  * Bm + p * pstride, rows ldb apart within a panel: an unpacked B is pstride = np. Packed B
  * ("tiles") takes the row tiles when there are at least RF_TILE_MIN_M rows. */
 #define RF_MM_CASE(ISA, isa, sfx, tiles)                                                        \
@@ -481,36 +499,36 @@ int rf_isa(void) {
 #else
 #define RF_MM_CASE_AVX2(sfx, tiles)
 #endif
-#define RF_MM_DISPATCH(sfx, np, tiles)                                                          \
+#define RF_MM_DISPATCH(sfx, tiles)                                                              \
     switch (rf_isa()) {                                                                         \
     RF_MM_CASE_AVX512(sfx, tiles)                                                               \
     RF_MM_CASE_AVX2(sfx, tiles)                                                                 \
-    default: mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, np, ps, C, ldc); break;             \
+    default: mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, rf_np_##sfx(), ps, C, ldc); break;  \
     }
 
 void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                const float *Bm, int64_t ldb, float *C, int64_t ldc) {
-    const int64_t ps = RF_NP_F32;
-    RF_MM_DISPATCH(f32, RF_NP_F32, 0);
+    const int64_t ps = rf_np_f32();
+    RF_MM_DISPATCH(f32, 0);
 }
 
 void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                const double *Bm, int64_t ldb, double *C, int64_t ldc) {
-    const int64_t ps = RF_NP_F64;
-    RF_MM_DISPATCH(f64, RF_NP_F64, 0);
+    const int64_t ps = rf_np_f64();
+    RF_MM_DISPATCH(f64, 0);
 }
 
 /* A packed B with its row length ldb and panel stride ps given. */
 static void rf_mmp_ld_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                           int64_t acs, const float *Bm, int64_t ldb, int64_t ps, float *C,
                           int64_t ldc) {
-    RF_MM_DISPATCH(f32, RF_NP_F32, 1);
+    RF_MM_DISPATCH(f32, 1);
 }
 
 static void rf_mmp_ld_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
                           int64_t acs, const double *Bm, int64_t ldb, int64_t ps, double *C,
                           int64_t ldc) {
-    RF_MM_DISPATCH(f64, RF_NP_F64, 1);
+    RF_MM_DISPATCH(f64, 1);
 }
 
 void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
@@ -525,22 +543,23 @@ void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, i
     rf_mmp_ld_f64(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc);
 }
 
-/* Columns [c0, c0 + n) of a packed B of full width N, one panel's piece at a time (each piece
- * within a panel is B with the panel's row length, starting at the piece's first column). */
-#define RF_MMP_COLS(real, sfx, np)                                                              \
+/* Columns [c0, c0 + n) of a packed B of full width N: a piece up to the first panel edge (B with
+ * the panel's row length, starting at the piece's first column), then the rest from that edge
+ * in one product (the kernels' blocks start at panel edges there). */
+#define RF_MMP_COLS(real, sfx)                                                                  \
 void rf_mmp_cols_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const real *A,  \
                        int64_t lda, int64_t acs, const real *Bp, int64_t kp, real *C,           \
                        int64_t ldc) {                                                           \
-    const int64_t ldb = rf_packed_ld_##sfx(N), ps = kp * ldb;                                   \
-    for (int64_t c = c0; c < c0 + n;) {                                                         \
-        const int64_t e = (c / (np) + 1) * (np) < c0 + n ? (c / (np) + 1) * (np) : c0 + n;      \
-        rf_mmp_ld_##sfx(M, e - c, K, A, lda, acs, Bp + c / (np) * ps + c % (np), ldb, ps,        \
-                        C + (c - c0), ldc);                                                     \
-        c = e;                                                                                  \
-    }                                                                                           \
+    const int64_t np = rf_np_##sfx(), ldb = rf_packed_ld_##sfx(N), ps = kp * ldb;               \
+    const int64_t e = c0 % np ? (c0 / np + 1) * np : c0, end = c0 + n;                          \
+    if (e > c0)                                                                                 \
+        rf_mmp_ld_##sfx(M, (e < end ? e : end) - c0, K, A, lda, acs, Bp + c0 / np * ps + c0 % np, \
+                        ldb, ps, C, ldc);                                                       \
+    if (end > e) rf_mmp_ld_##sfx(M, end - e, K, A, lda, acs, Bp + e / np * ps, ldb, ps,         \
+                                 C + (e - c0), ldc);                                            \
 }
-RF_MMP_COLS(float, f32, RF_NP_F32)
-RF_MMP_COLS(double, f64, RF_NP_F64)
+RF_MMP_COLS(float, f32)
+RF_MMP_COLS(double, f64)
 
 /* A (M,K) in panels: block q of tile_rows, element (i,k) at Ap[off_q + k * mr + (i - i_q)],
  * off_q the sum of mr * K over the blocks before it; A(i,k) = rows[k][i0 + i]. */

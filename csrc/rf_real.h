@@ -362,7 +362,7 @@ static inline void RF_F(rf_copy_units)(real *dst, const real *src, int64_t B, in
 static inline void RF_F(rf_pack_block)(real *Bp, int64_t kp, const real *src, int64_t lds,
                                        int64_t k0, int64_t k1, int64_t j0, int64_t j1,
                                        int64_t N) {
-    const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ld = RF_F(rf_packed_ld)(N);
+    const int64_t np = RF_F(rf_np)(), ld = RF_F(rf_packed_ld)(N);
     for (int64_t c = j0; c < j1;) {
         const int64_t e = (c / np + 1) * np < j1 ? (c / np + 1) * np : j1;
         real *dst = Bp + c / np * kp * ld + c % np;
@@ -375,7 +375,7 @@ static inline void RF_F(rf_pack_block)(real *Bp, int64_t kp, const real *src, in
 /* Pack a (K,N) B operand for rf_mmp: from W (N,K) row-major (B = W^T) when trans, else from B
  * (K,N) row-major. */
 static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N, int trans) {
-    const int64_t np = RF_IS_F32 ? RF_NP_F32 : RF_NP_F64, ld = RF_F(rf_packed_ld)(N);
+    const int64_t np = RF_F(rf_np)(), ld = RF_F(rf_packed_ld)(N);
     if (!trans) {
         RF_F(rf_pack_block)(Bp, K, src, N, 0, K, 0, N, N);
         return;

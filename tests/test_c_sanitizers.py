@@ -46,9 +46,12 @@ def _build(cc, out, extra):
 
 
 # Every instruction set's kernels on this machine's CPU, as far as it has them: "native" (the
-# best the CPU has), "avx2" (built without the AVX-512 kernels) and "portable" (without the AVX2
-# ones either: the loops a CPU without them runs).
-ISA_FLAGS = {"native": [], "avx2": ["-DRNNFAST_NO_AVX512"], "portable": ["-DRNNFAST_NO_AVX2"]}
+# best the CPU has), "avx2" (built without the AVX-512 kernels), "avx2-rows" (the same with the
+# row tiles off) and "portable" (without the AVX2 ones either: the loops a CPU without them runs).
+ISA_FLAGS = {"native": [], "avx2": ["-DRNNFAST_NO_AVX512"], "portable": ["-DRNNFAST_NO_AVX2"],
+             # AVX2 without the row tiles: every packed product on the row blocks (mm_rows),
+             # whose 4-row blocks then stop at the edges of AVX2's 2-vector panels
+             "avx2-rows": ["-DRNNFAST_NO_AVX512", "-DRF_TILE_MIN_M=1000000"]}
 
 
 @pytest.mark.parametrize("isa", sorted(ISA_FLAGS))
