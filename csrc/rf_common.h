@@ -335,7 +335,7 @@ static inline int64_t rf_np_f64(void) {
 /* Row length within a packed (K,N) matrix's panels: np, or for a matrix of one panel its
  * width rounded up to a cache line, so that a narrow B (a dx product's I = 32 columns) keeps its
  * rows 128 bytes apart; spread over 512-byte panel rows, its 128-row blocks would use a quarter
- * of the L1 sets (measured slower). */
+ * of the L1 sets (measured slower). AVX2's panels are one cache line wide: there ld is np. */
 static inline int64_t rf_packed_ld(int64_t N, int64_t np, int64_t line) {
     return N > np ? np : (N + line - 1) / line * line;
 }
@@ -380,13 +380,13 @@ void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int
 void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                const double *Bm, int64_t ldb, double *C, int64_t ldc);
 
-/* The same with B packed: its columns in panels of RF_NP (8 AVX-512 vectors), each panel kp rows
- * of ld = rf_packed_ld(N) contiguous elements (rows [0,K) used), panel p at Bm + p * kp * ld;
+/* The same with B packed: its columns in panels of np = rf_np_f32() / rf_np_f64() (per
+ * instruction set, above), each panel kp rows of ld = rf_packed_ld(N) contiguous elements (rows
+ * [0,K) used), panel p at Bm + p * kp * ld;
  * N must be the packed matrix's full width (it fixes ld). The product
  * kernel reads a panel's rows one after the other instead of one row per ldb (which for weights
  * 1-8 KB wide meant a new page and the same few L1 sets for every row); same sums, same order,
- * so the same bits as rf_mm. The small path packs its weights once per call (rf_pack). RF_NP_F32
- * and RF_NP_F64 are defined above, with rf_packed_len. */
+ * so the same bits as rf_mm. The small path packs its weights once per call (rf_pack). */
 void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                 const float *Bm, int64_t kp, float *C, int64_t ldc);
 void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,

@@ -123,8 +123,9 @@ RF_GENERIC_PP(double, mm_pp_generic_f64, RF_NP_F64, rf_packed_ld_f64)
 
 /* One block: MR (1..12) rows of C, NV (1..8) vectors of columns, the last one masked by `last`
  * when MASKED. Always inlined with constant MR/NV/MASKED so the accumulators live in registers.
- * B's vector v at Bm + (v*W) / NP * pstride + (v*W) % NP: the block starts at a panel's edge or
- * lies within one panel. */
+ * B's vector v at Bm + (v*W) / NP * pstride + (v*W) % NP: a packed B's block starts at a panel's
+ * edge or lies within one panel; an unpacked B (pstride = NP, the layout of a packed B whose
+ * panels are NP apart) has its vectors at Bm + v*W, wherever the block starts. */
 #define RF_MM_BLOCK(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, SET1, FMADD, NP)              \
 __attribute__((target(TGT), always_inline)) static inline void                                 \
 block_##sfx(const int MR, const int NV, const int MASKED, maskt last, int64_t K, const real *A, \
@@ -265,7 +266,7 @@ mm_vec_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_
 #ifndef RF_NV4_AVX2
 #define RF_NV4_AVX2 3
 #endif
-/* A column block starts at jc / NP * ps + jc % NP and must not cross a panel's edge. */
+/* A column block (whole panels) starts at a panel's edge, jc / NP * ps. */
 _Static_assert(RF_TNC % RF_NP_F32 == 0 && RF_TNC % RF_NP_F64 == 0 &&
                    RF_TNC_AVX2 % RF_NP_AVX2_F32 == 0 && RF_TNC_AVX2 / 2 % RF_NP_AVX2_F64 == 0,
                "column blocks (RF_TNC, RF_TNC_AVX2) must be whole panels");
@@ -274,6 +275,11 @@ _Static_assert(RF_TNC % RF_NP_F32 == 0 && RF_TNC % RF_NP_F64 == 0 &&
 _Static_assert(RF_NP_AVX2_F32 % 16 == 0 && RF_NP_AVX2_F64 % 8 == 0 &&
                    RF_NP_F32 % RF_NP_AVX2_F32 == 0 && RF_NP_F32 % RF_NP_AVX2_F64 == 0,
                "AVX2 panels: whole tile strips, dividing RF_NP_F32");
+/* mm_rows' 4-row blocks on a packed B: one panel (at most NV4 vectors) when panels are narrower
+ * than its 8-vector strips, else NV4 vectors within a panel. */
+_Static_assert((RF_NP_AVX2_F32 >= 64 || RF_NP_AVX2_F32 <= 8 * RF_NV4_AVX2) &&
+                   (RF_NP_AVX2_F64 >= 32 || RF_NP_AVX2_F64 <= 4 * RF_NV4_AVX2),
+               "AVX2 panels narrower than a strip must fit a 4-row block (RF_NV4_AVX2)");
 /* Tile height n (1..12) of the tiles below, for an ISA whose tiles hold at most MRMAX rows: more
  * rows (only A's packed panels of rf_pack_at, always up to 12) run as two tiles. */
 #define RF_TILE_CASE(sfx, MRMAX, n)                                                             \
@@ -288,7 +294,7 @@ _Static_assert(RF_NP_AVX2_F32 % 16 == 0 && RF_NP_AVX2_F64 % 8 == 0 &&
  * A feed MR*NV FMAs (AVX-512, 12 x 2: 14 loads per 24 FMAs, against 8 per 16 for 4 x 4): the MR
  * rows' k block of A stays in L1 while the tile sweeps the columns, B's k block streams from L2.
  * Same FMA order per element as every other kernel here. */
-#define RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)                        \
+#define RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)                            \
 /* MR rows, columns [0, nc) of C in strips of 2 vectors, B's column j at                        \
  * Bm + j / NP * pstride + j % NP. */                                                           \
 __attribute__((target(TGT), always_inline)) static inline void                                 \
@@ -369,7 +375,7 @@ mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int
 }
 
 #define RF_MM_KERNELS(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, MASKN, SET1, FMADD, MRMAX,  \
-                      NV4, NP, TNC)                                                         \
+                      NV4, NP, TNC)                                                             \
     RF_MM_BLOCK(TGT, real, vec, W, sfx, maskt, LOADM, STOREM, SET1, FMADD, NP)                  \
     RF_MM_ROWS(TGT, real, W, sfx, maskt, MASKN, NV4, NP)                                        \
     RF_MM_TILES(TGT, real, W, sfx, maskt, MASKN, MRMAX, NP, TNC)
