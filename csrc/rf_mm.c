@@ -486,6 +486,20 @@ int rf_isa(void) {
     return isa;
 }
 
+/* CASE(ISA, isa, ...): one case of a switch on rf_isa() for each vector instruction set the
+ * build compiled (the dispatches below). */
+#ifdef RF_HAVE_AVX512
+#define RF_CASE_AVX512(CASE, ...) CASE(RF_ISA_AVX512, avx512, __VA_ARGS__)
+#else
+#define RF_CASE_AVX512(CASE, ...)
+#endif
+#ifdef RF_HAVE_AVX2
+#define RF_CASE_AVX2(CASE, ...) CASE(RF_ISA_AVX2, avx2, __VA_ARGS__)
+#else
+#define RF_CASE_AVX2(CASE, ...)
+#endif
+#define RF_VECTOR_CASES(CASE, ...) RF_CASE_AVX512(CASE, __VA_ARGS__) RF_CASE_AVX2(CASE, __VA_ARGS__)
+
 /* B in panels of np columns (rf_np_f32 / rf_np_f64: the running kernels' width), panel p at
  * Bm + p * pstride, rows ldb apart within a panel: an unpacked B is pstride = np. Packed B
  * ("tiles") takes the row tiles when there are at least RF_TILE_MIN_M rows. */
@@ -495,20 +509,9 @@ int rf_isa(void) {
             mm_tiles_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc);                  \
         else mm_vec_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc);                   \
         break;
-#ifdef RF_HAVE_AVX512
-#define RF_MM_CASE_AVX512(sfx, tiles) RF_MM_CASE(RF_ISA_AVX512, avx512, sfx, tiles)
-#else
-#define RF_MM_CASE_AVX512(sfx, tiles)
-#endif
-#ifdef RF_HAVE_AVX2
-#define RF_MM_CASE_AVX2(sfx, tiles) RF_MM_CASE(RF_ISA_AVX2, avx2, sfx, tiles)
-#else
-#define RF_MM_CASE_AVX2(sfx, tiles)
-#endif
 #define RF_MM_DISPATCH(sfx, tiles)                                                              \
     switch (rf_isa()) {                                                                         \
-    RF_MM_CASE_AVX512(sfx, tiles)                                                               \
-    RF_MM_CASE_AVX2(sfx, tiles)                                                                 \
+    RF_VECTOR_CASES(RF_MM_CASE, sfx, tiles)                                                     \
     default: mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, rf_np_##sfx(), ps, C, ldc); break;  \
     }
 
@@ -588,22 +591,11 @@ RF_PACK_AT(double, f64)
         mm_pp_##sfx##_##isa(M, N, K, Ap, Bm, rf_packed_ld_##sfx(N), kp * rf_packed_ld_##sfx(N), \
                             C, ldc);                                                            \
         return;
-#ifdef RF_HAVE_AVX512
-#define RF_MM_PP_CASE_AVX512(sfx) RF_MM_PP_CASE(RF_ISA_AVX512, avx512, sfx)
-#else
-#define RF_MM_PP_CASE_AVX512(sfx)
-#endif
-#ifdef RF_HAVE_AVX2
-#define RF_MM_PP_CASE_AVX2(sfx) RF_MM_PP_CASE(RF_ISA_AVX2, avx2, sfx)
-#else
-#define RF_MM_PP_CASE_AVX2(sfx)
-#endif
 #define RF_MM_PP(real, sfx)                                                                     \
 void rf_mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm,           \
                     int64_t kp, real *C, int64_t ldc) {                                         \
     switch (rf_isa()) {                                                                         \
-    RF_MM_PP_CASE_AVX512(sfx)                                                                   \
-    RF_MM_PP_CASE_AVX2(sfx)                                                                     \
+    RF_VECTOR_CASES(RF_MM_PP_CASE, sfx)                                                         \
     default: break;                                                                             \
     }                                                                                           \
     mm_pp_generic_##sfx(M, N, K, Ap, Bm, kp, C, ldc);                                           \

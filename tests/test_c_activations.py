@@ -3,9 +3,9 @@
 Builds tests/c_activations/activations.c with the extension's optimisation flags (setup.py's
 BASE_CFLAGS: -O3 with FMA contraction, never -ffast-math) and runs it: float and double, the
 loops' copy for each instruction set the CPU has (baseline, AVX2, AVX-512), over dense sweeps of
-inputs against long double libm. It fails when an error exceeds 8 ulp of the dtype, when tanh leaves [-1, 1] or sigmoid
-[0, 1], or when +-1e30, infinities or NaN do not give their exact limits. Skipped only when there
-is no C compiler. By hand, from the checkout:
+inputs against long double libm. It fails when an error exceeds 8 ulp of the dtype, when tanh
+leaves [-1, 1] or sigmoid [0, 1], or when +-1e30, infinities or NaN do not give their exact
+limits. Skipped only when there is no C compiler. By hand, from the checkout:
 
     cc -O3 -std=c11 -fno-math-errno -fno-trapping-math -ffp-contract=fast -Icsrc \\
        tests/c_activations/activations.c csrc/rf_mm.c -lm -o /tmp/act && /tmp/act

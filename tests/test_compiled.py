@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import rnnfast
-from rnnfast import reference as R
+from rnnfast import _blas, reference as R
 
 from conftest import CELLS, make_weights, run_backward, run_forward
 
@@ -394,20 +394,8 @@ def test_bad_input_raises_the_reference_errors():
         assert got == want, f"case {k}"
 
 
-def _cpu_flags():
-    """The CPU's feature flags from /proc/cpuinfo (Linux), or None where there is none."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
-
-
 def test_kernels_use_the_best_instruction_set_the_cpu_has():
-    flags = _cpu_flags()
+    flags = _blas.cpu_flags()
     if flags is None or not {"sse2", "lm"} <= flags:
         pytest.skip("not a Linux x86-64 CPU")
     if {"avx512f", "avx512vl", "avx512dq", "avx512bw"} <= flags:

@@ -22,17 +22,22 @@ _AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids", "zen5")
 _warned = False
 
 
-def cpu_has_avx512():
-    """True if /proc/cpuinfo lists every AVX-512 subset OpenBLAS's SkylakeX kernels need."""
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (Linux), or None where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return all(flag in flags for flag in _AVX512_FLAGS)
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return None
+
+
+def cpu_has_avx512():
+    """True if /proc/cpuinfo lists every AVX-512 subset OpenBLAS's SkylakeX kernels need."""
+    flags = cpu_flags()
+    return flags is not None and all(flag in flags for flag in _AVX512_FLAGS)
 
 
 def _scipy_blas_loaded():

@@ -2,9 +2,10 @@
  *
  * Evaluates tanh, sigmoid and the LSTM's four-gate function in float and double over dense
  * sweeps of inputs, with each instruction set's copy of the loops that the CPU can run (the
- * element-wise passes are built per instruction set, RF_MULTIVERSION), against long double libm; prints the largest
- * and mean error in ulp of the result's dtype and checks bounds and special values. Exit status
- * 1 when an error exceeds the limits below. Built and run by tests/test_c_activations.py.
+ * element-wise passes are built per instruction set, RF_MULTIVERSION), against long double
+ * libm; prints the largest and mean error in ulp of the result's dtype and checks bounds and
+ * special values. Exit status 1 when an error exceeds the limits below. Built and run by
+ * tests/test_c_activations.py.
  */
 #include <math.h>
 #include <stdio.h>
@@ -110,7 +111,9 @@ int main(void) {
     if (!xd || !yd || !xf || !yf) return 2;
     /* every copy up to the best the CPU has (rf_isa): generic, avx2, avx512 */
     for (int copy = RF_ISA_GENERIC; copy <= rf_isa(); copy++) {
-        const char *tag = copy == RF_ISA_AVX512 ? "avx512" : copy == RF_ISA_AVX2 ? "avx2" : "generic";
+        const char *tag = copy == RF_ISA_AVX512 ? "avx512"
+                          : copy == RF_ISA_AVX2   ? "avx2"
+                                                  : "generic";
         char name[64];
         /* float tanh and sigmoid */
         fill(xd, n, 20.0);
