@@ -128,25 +128,27 @@ static real *RF_F(gru_chunk)(const RF_F(gru_fwd) *a, int64_t t0) {
  * f the unit split: each gate's columns [u0,u1) of the projection and of hh). */
 static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, I = a->I, H = a->H, GH = 3 * H, T = a->T;
-    const int unit = f != NULL;
+    rf_trial tr = rf_trial_init(f, nt, it, T, a->Tc);
     int64_t b0, b1, u0, u1;
-    rf_share(unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
     for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
         const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
         real *P = RF_F(gru_chunk)(a, t0), *h;
         const real *hp;
-        RF_F(rf_project_share)(P, GH, a->x, t0, t0 + tc, B, I, a->WiT, 3, H, unit, b0, b1, u0, u1,
-                               a->b_ih);
+        RF_F(rf_project_share)(P, GH, a->x, t0, t0 + tc, B, I, a->WiT, 3, H, tr.unit, b0, b1, u0,
+                               u1, a->b_ih);
         for (int64_t t = t0; t < t0 + tc; t++) {
-            RF_F(rf_step_h)(a->h, a->hb, t, B, H, unit, &h, &hp);
+            if ((t = RF_F(rf_trial_step)(&tr, t, a->h, a->hb, B, H, &b0, &b1, &u0, &u1)) < 0)
+                return;
+            RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
             /* hh = b_hh + h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            RF_F(rf_fill_share)(a->hh, GH, B, 3, H, unit, b0, b1, u0, u1, a->b_hh);
-            RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, unit, b0, b1, u0, u1);
+            RF_F(rf_fill_share)(a->hh, GH, B, 3, H, tr.unit, b0, b1, u0, u1, a->b_hh);
+            RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, tr.unit, b0, b1, u0, u1);
             RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1, u0, u1, h, hp);
-            if (f) rf_step_sync(f, nt, it, t + 1);
+            rf_trial_end(&tr, t);
         }
     }
-    if (f) /* h_n = h_T, as in lstm_forward_small */
+    if (tr.unit) /* h_n = h_T, as in lstm_forward_small */
         RF_F(rf_copy_units)(a->h, a->hb + ((T - 1) & 1) * B * H, B, H, u0, u1);
 }
 

@@ -140,27 +140,32 @@ static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
  * steps, with our own products; a thread reads only rows it wrote itself: no barrier. Unit split
  * (rf_unit_threads; f the step counters): its units [u0,u1) of every sequence, i.e. each gate's
  * columns [u0,u1) of the projection and of h_{t-1} W_hh^T, its units of the fused pass with h_t
- * into hb[t % 2], then the step sync, after which every thread reads the whole h_t. */
+ * into hb[t % 2], then the step sync, after which every thread reads the whole h_t; after a
+ * trial (rf_trial) thread 0 may run the rest alone, as the batch split's one thread. */
 static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, I = a->I, H = a->H, GH = 4 * H, T = a->T;
+    rf_trial tr = rf_trial_init(f, nt, it, T, a->Tc);
     int64_t b0, b1, u0, u1;
-    rf_share(f != NULL, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
     for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
         const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
         real *P = RF_F(lstm_chunk)(a, t0), *h;
         const real *hp;
-        RF_F(rf_project_share)(P, GH, a->x, t0, t0 + tc, B, I, a->WiT, 4, H, f != NULL, b0, b1,
+        RF_F(rf_project_share)(P, GH, a->x, t0, t0 + tc, B, I, a->WiT, 4, H, tr.unit, b0, b1,
                                u0, u1, a->bias);
         for (int64_t t = t0; t < t0 + tc; t++) {
+            if ((t = RF_F(rf_trial_step)(&tr, t, a->h, a->hb, B, H, &b0, &b1, &u0, &u1)) < 0)
+                return;
             real *P_t = P + (t - t0) * B * GH;
-            RF_F(rf_step_h)(a->h, a->hb, t, B, H, f != NULL, &h, &hp);
+            RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
             /* P_t += h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, f != NULL, b0, b1, u0, u1);
+            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, tr.unit, b0, b1, u0, u1);
             RF_F(lstm_gates_forward)(a, t, P_t, b0, b1, u0, u1, h, hp);
-            if (f) rf_step_sync(f, nt, it, t + 1);
+            rf_trial_end(&tr, t);
         }
     }
-    if (f) /* h_n = h_T (every thread is past step 0, the only one that reads h_n) */
+    /* h_n = h_T (every thread is past the split's first step, the only one that reads h_n) */
+    if (tr.unit)
         RF_F(rf_copy_units)(a->h, a->hb + ((T - 1) & 1) * B * H, B, H, u0, u1);
 }
 

@@ -178,7 +178,8 @@ static inline void rf_barrier(int nt) {
  * inference and forward+backward): (T,I,H) = (200,64,128) LSTM 0.73-0.80 / 0.71-0.80, GRU
  * 0.74-0.82 / 0.77, RNN (64 KB) 0.92-1.0 / 0.83-0.86; double LSTM 0.65 / 0.68, RNN 0.71 / 0.77;
  * (100,32,64) LSTM (64 KB) 0.96 / 0.89, GRU (48 KB) 0.97 / 0.96; but RNN (100,32,96) (36 KB)
- * 1.03 / 1.02. */
+ * 1.03 / 1.02. A forward long enough also checks, as it runs, that the split beats one thread
+ * (rf_trial, below). */
 #ifndef RF_UNITS_MIN_BYTES
 #define RF_UNITS_MIN_BYTES ((int64_t)48 << 10)
 #endif
@@ -224,17 +225,20 @@ static inline void rf_yield(void) { sched_yield(); }
 static inline void rf_yield(void) {}
 #endif
 
-/* One step counter per thread, each on its own cache line; zeroed before the region. */
+/* One step counter per thread, each on its own cache line; zeroed before the region. `solo`
+ * (thread 0's only): the outcome of the forward's trial (rf_trial), written before the step
+ * counter's release store that the other threads wait for. */
 typedef struct {
     _Alignas(64) _Atomic int64_t step;
-    char pad[64 - sizeof(int64_t)];
+    int solo;
+    char pad[64 - sizeof(int64_t) - sizeof(int)];
 } rf_step_flag;
 
-/* Thread `it` has finished step s (all it wrote is published), then waits until every thread
- * has. A spin on the other threads' counters: a step is microseconds, a futex wait far more.
- * After RF_SPIN_YIELD rounds it yields the CPU between checks, so that with more threads than
- * free CPUs (other processes, or several calls at once) the thread being waited for gets to run
- * instead of losing its time slices to the spinner. */
+/* Thread `it` has reached its s-th step sync (all it wrote is published), then waits until
+ * every thread has. A spin on the other threads' counters: a step is microseconds, a futex wait
+ * far more. After RF_SPIN_YIELD rounds it yields the CPU between checks, so that with more
+ * threads than free CPUs (other processes, or several calls at once) the thread being waited for
+ * gets to run instead of losing its time slices to the spinner. */
 #define RF_SPIN_YIELD 4096
 static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
     atomic_store_explicit(&f[it].step, s, memory_order_release);
@@ -252,10 +256,103 @@ static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
 #define RF_RUN_UNITS(nu, fn, ...)                                                               \
     do {                                                                                        \
         rf_step_flag rf_f_[RF_UNITS_MAX_THREADS];                                               \
-        for (int rf_i_ = 0; rf_i_ < RF_UNITS_MAX_THREADS; rf_i_++)                              \
+        for (int rf_i_ = 0; rf_i_ < RF_UNITS_MAX_THREADS; rf_i_++) {                            \
             atomic_init(&rf_f_[rf_i_].step, 0);                                                 \
+            rf_f_[rf_i_].solo = 0;                                                              \
+        }                                                                                       \
         RF_RUN_THREADS(nu, fn, __VA_ARGS__, rf_f_);                                             \
     } while (0)
+
+/* ---- the unit split's trial of itself (the forwards) ----------------------------------------
+ * Whether splitting each step's units pays depends on how fast the threads hand each other the
+ * new h, and on a VM that changes from one minute to the next: the same two vCPUs of a Zen 3
+ * waited 150-470 cycles a step sync at one time and 1100-1600 at another (the host had moved
+ * them), and the RNN (1,200,64,128) forward took 0.7-0.8 of one thread's time in the first
+ * case, 1.5-2.0 in the second (a step split: 0.6-1.0 us, then 2.0; alone: 0.9-1.1). So a
+ * forward of at least RF_TRIAL_MIN_T steps measures it: steps [0,K) run split, [K,2K) on
+ * thread 0 alone (the others wait), and the rest the faster way (K = RF_TRIAL_STEPS; each way
+ * timed over its last K-1 steps, its first one paying for the switch). Both ways compute every
+ * element with the same code in the same order, so the results are the same bits whichever
+ * wins, and no state outlives the call. RF_TRIAL_FORCE (tests): 1 always alone after the trial,
+ * 2 always split, 0 the faster. */
+#ifndef RF_TRIAL_STEPS
+#define RF_TRIAL_STEPS 8
+#endif
+#ifndef RF_TRIAL_MIN_T
+#define RF_TRIAL_MIN_T 64
+#endif
+#ifndef RF_TRIAL_FORCE
+#define RF_TRIAL_FORCE 0
+#endif
+
+/* Wall-clock seconds (only the unit split, an OpenMP build's, asks). */
+static inline double rf_wtime(void) {
+#ifdef RNNFAST_OPENMP
+    return omp_get_wtime();
+#else
+    return 0;
+#endif
+}
+
+/* One thread's view of its forward's split: the step counters (NULL: the batch split), whether
+ * the current step runs split (else thread 0 runs all of it, or this is the batch split), the
+ * first step of the current split phase (its h_{t-1} is in h_n), the syncs so far and the
+ * trial's length (0: none) and timings. */
+typedef struct {
+    rf_step_flag *f;
+    int nt, it, unit;
+    int64_t t_unit, s, k;
+    double mark, split_s, solo_s;
+} rf_trial;
+
+/* The split of a forward of T steps, the first chunk of steps tc0 long (the trial lies in it). */
+static inline rf_trial rf_trial_init(rf_step_flag *f, int nt, int it, int64_t T, int64_t tc0) {
+    rf_trial tr = {0};
+    tr.f = f; tr.nt = nt; tr.it = it; tr.unit = f != NULL;
+    if (f && nt > 1 && T >= RF_TRIAL_MIN_T && tc0 >= 2 * RF_TRIAL_STEPS) tr.k = RF_TRIAL_STEPS;
+    return tr;
+}
+
+/* This thread's share of the current step (rf_share): its units when split, else all of it. */
+static inline void rf_trial_share(const rf_trial *tr, int64_t B, int64_t H, int64_t vec,
+                                  int64_t *b0, int64_t *b1, int64_t *u0, int64_t *u1) {
+    rf_share(tr->unit, B, H, vec, tr->unit ? tr->nt : 1, tr->unit ? tr->it : 0, b0, b1, u0, u1);
+}
+
+/* After step t: the step sync when split; thread 0 times the trial. */
+static inline void rf_trial_end(rf_trial *tr, int64_t t) {
+    if (tr->unit) rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
+    if (!tr->k || tr->it != 0) return;
+    if (t == 0 || t == tr->k) tr->mark = rf_wtime();
+    else if (t == tr->k - 1) tr->split_s = rf_wtime() - tr->mark;
+    else if (t == 2 * tr->k - 1) tr->solo_s = rf_wtime() - tr->mark;
+}
+
+/* At the top of step t = K or 2K of a trial: at K thread 0 goes on alone while the others wait
+ * for the outcome; at 2K thread 0 publishes it. Returns the step to run next (another thread
+ * resumes at 2K) or -1 when this thread has no more steps; *to_solo says thread 0 has just left
+ * the split (its caller then moves h_{t-1} into h_n). */
+static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int *to_solo) {
+    *to_solo = 0;
+    if (tr->it == 0) {
+        if (t == tr->k) {
+            tr->unit = 0;
+            *to_solo = 1;
+            return t;
+        }
+        const int solo = RF_TRIAL_FORCE ? RF_TRIAL_FORCE == 1 : tr->solo_s <= tr->split_s;
+        tr->f[0].solo = solo;
+        rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
+        tr->unit = !solo;
+        tr->t_unit = t;
+        return t;
+    }
+    if (t != tr->k) return t; /* not reached: other threads skip from K to 2K */
+    rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
+    if (tr->f[0].solo) return -1;
+    tr->t_unit = 2 * tr->k;
+    return tr->t_unit;
+}
 
 /* Columns [*j0, *j1) of n for thread `it` of `nt` in the weight-gradient phase: boundaries at
  * multiples of RF_PAD, so every thread's columns start on a cache line of a padded row. */

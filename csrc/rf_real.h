@@ -328,12 +328,26 @@ static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, in
         RF_F(rf_mmp_cols)(B, G * H, g * H + u0, u1 - u0, H, h, H, 1, WT, H, C + g * H + u0, ldc);
 }
 
-/* Where step t's h goes and where h_{t-1} is: the running state h_n in the batch split; in the
- * unit split h_t goes to hb[t % 2] (h_{t-1} of step 0 is h_n, holding h0). */
-static inline void RF_F(rf_step_h)(real *h_n, real *hb, int64_t t, int64_t B, int64_t H,
-                                   int unit, real **h, const real **hp) {
+/* Where step t's h goes and where h_{t-1} is: the running state h_n in the batch split (and
+ * when thread 0 runs alone); split, h_t goes to hb[t % 2] and h_{t-1} is hb[(t-1) % 2], or h_n
+ * at the split's first step t_unit (h0, or where thread 0 left it). */
+static inline void RF_F(rf_step_h)(real *h_n, real *hb, int64_t t, int64_t t_unit, int64_t B,
+                                   int64_t H, int unit, real **h, const real **hp) {
     *h = unit ? hb + (t & 1) * B * H : h_n;
-    *hp = !unit || t == 0 ? h_n : hb + ((t - 1) & 1) * B * H;
+    *hp = !unit || t == t_unit ? h_n : hb + ((t - 1) & 1) * B * H;
+}
+
+/* The forwards' step loop top (rf_trial_top): the next step to run (-1: none), with this
+ * thread's share; when thread 0 leaves the split, h_{t-1} moves from hb into h_n. */
+static inline int64_t RF_F(rf_trial_step)(rf_trial *tr, int64_t t, real *h_n, const real *hb,
+                                          int64_t B, int64_t H, int64_t *b0, int64_t *b1,
+                                          int64_t *u0, int64_t *u1) {
+    if (!tr->k || (t != tr->k && t != 2 * tr->k)) return t;
+    int to_solo;
+    const int64_t next = rf_trial_top(tr, t, &to_solo);
+    if (to_solo) memcpy(h_n, hb + ((t - 1) & 1) * B * H, (size_t)(B * H) * sizeof(real));
+    rf_trial_share(tr, B, H, RF_VEC, b0, b1, u0, u1);
+    return next;
 }
 
 /* Backward: dh += da_t (B rows of GH) @ W_hh (packed (GH,H)). The unit split first waits for

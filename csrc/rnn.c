@@ -96,20 +96,22 @@ RF_MULTIVERSION(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
  * h_{t-1} W_hh^T and units of act, h_t into hb[t % 2], and the step sync. */
 static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, rf_step_flag *f, int nt, int it) {
     const int64_t T = a->T, B = a->B, I = a->I, H = a->H;
-    const int unit = f != NULL;
+    rf_trial tr = rf_trial_init(f, nt, it, T, T);
     int64_t b0, b1, u0, u1;
     real *h;
     const real *hp;
-    rf_share(unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
-    RF_F(rf_project_share)(a->y, H, a->x, 0, T, B, I, a->WiT, 1, H, unit, b0, b1, u0, u1,
+    rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    RF_F(rf_project_share)(a->y, H, a->x, 0, T, B, I, a->WiT, 1, H, tr.unit, b0, b1, u0, u1,
                            a->bias);
     for (int64_t t = 0; t < T; t++) {
-        RF_F(rf_step_h)(a->h, a->hb, t, B, H, unit, &h, &hp);
-        RF_F(rf_step_product)(a->y + t * B * H, H, hp, B, H, a->WhT, 1, unit, b0, b1, u0, u1);
+        if ((t = RF_F(rf_trial_step)(&tr, t, a->h, a->hb, B, H, &b0, &b1, &u0, &u1)) < 0) return;
+        RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
+        RF_F(rf_step_product)(a->y + t * B * H, H, hp, B, H, a->WhT, 1, tr.unit, b0, b1, u0,
+                              u1);
         RF_F(rnn_act_forward)(a, t, b0, b1, u0, u1, h, hp);
-        if (f) rf_step_sync(f, nt, it, t + 1);
+        rf_trial_end(&tr, t);
     }
-    if (f) /* h_n = h_T, as in lstm_forward_small */
+    if (tr.unit) /* h_n = h_T, as in lstm_forward_small */
         RF_F(rf_copy_units)(a->h, a->hb + ((T - 1) & 1) * B * H, B, H, u0, u1);
 }
 

@@ -7,13 +7,14 @@ pointers. Skipped only when there is no C compiler. The build moves the small/la
 (RF_SMALL_MACS: B*G*H*H per step down to 2^20; RF_SMALL_MIN_ROWS: T*B down to 1) so that both
 paths run on shapes cheap enough for the sanitizers and the naive BLAS, and likewise the switch
 to packed weight-gradient products (RF_WGRAD_PACK_MACS, RF_WGRAD_PACK_BYTES) and to the unit
-split of one sequence over the threads (RF_UNITS_MIN_BYTES). The same command
-by hand, from the checkout:
+split of one sequence over the threads (RF_UNITS_MIN_BYTES), and shortens the forwards' trial of
+that split (RF_TRIAL_STEPS, RF_TRIAL_MIN_T: 2 steps split, 2 alone, from 5 steps), whose outcome
+each build fixes differently (TRIAL_FORCE). The same command by hand, from the checkout:
 
     cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \\
        -fno-omit-frame-pointer -fopenmp -DRNNFAST_OPENMP -DRF_SMALL_MACS=1048576 \\
        -DRF_SMALL_MIN_ROWS=1 -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0 \\
-       -DRF_UNITS_MIN_BYTES=0 -Icsrc -Itests/c \\
+       -DRF_UNITS_MIN_BYTES=0 -DRF_TRIAL_STEPS=2 -DRF_TRIAL_MIN_T=5 -Icsrc -Itests/c \\
        csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest && /tmp/rnnfast_ctest
 """
 import glob
@@ -39,7 +40,7 @@ def _build(cc, out, extra):
     sources += sorted(glob.glob(os.path.join(ROOT, "tests", "c", "*.c")))
     cmd = [cc, "-std=c11", "-O1", "-g", "-Wall", *SANITIZE, *extra, "-DRF_SMALL_MACS=1048576",
            "-DRF_SMALL_MIN_ROWS=1", "-DRF_WGRAD_PACK_MACS=2000", "-DRF_WGRAD_PACK_BYTES=0",
-           "-DRF_UNITS_MIN_BYTES=0",
+           "-DRF_UNITS_MIN_BYTES=0", "-DRF_TRIAL_STEPS=2", "-DRF_TRIAL_MIN_T=5",
            "-I" + os.path.join(ROOT, "csrc"), "-I" + os.path.join(ROOT, "tests", "c"),
            *sources, "-lm", "-o", out]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -52,6 +53,10 @@ def _build(cc, out, extra):
 # loops a CPU without them runs).
 ISA_FLAGS = {"native": [], "avx2": ["-DRNNFAST_NO_AVX512"], "portable": ["-DRNNFAST_NO_AVX2"],
              "avx2-rows": ["-DRNNFAST_NO_AVX512", "-DRF_TILE_MIN_M=1000000"]}
+# The outcome of the forwards' trial of the unit split (RF_TRIAL_FORCE; rf_trial in rf_common.h),
+# fixed so that both ways after it run in every suite: thread 0 alone after the trial, or the
+# split resumed (from h_n); the others decide by the time each way took.
+TRIAL_FORCE = {"avx2-rows": 1, "portable": 2}
 
 
 def _builds():
@@ -72,7 +77,7 @@ def test_c_kernels_under_sanitizers(tmp_path, isa):
     if cc is None:
         pytest.skip("no C compiler")
     exe = str(tmp_path / "rnnfast_ctest")
-    isa_flags = ISA_FLAGS[isa]
+    isa_flags = ISA_FLAGS[isa] + [f"-DRF_TRIAL_FORCE={TRIAL_FORCE.get(isa, 0)}"]
     build = _build(cc, exe, ["-fopenmp", "-DRNNFAST_OPENMP", *isa_flags])
     if build.returncode != 0:  # no OpenMP: the kernels build single-threaded
         build = _build(cc, exe, isa_flags)
