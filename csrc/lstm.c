@@ -164,7 +164,7 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, i
             rf_trial_end(&tr, t);
         }
     }
-    /* h_n = h_T (every thread is past the split's first step, the only one that reads h_n) */
+    /* h_n = h_T (every thread is past the split's first step t_unit, the last to read h_n) */
     if (tr.unit)
         RF_F(rf_copy_units)(a->h, a->hb + ((T - 1) & 1) * B * H, B, H, u0, u1);
 }

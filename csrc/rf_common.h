@@ -45,7 +45,9 @@
  * benchmark shape); small ones project fewer steps at a time (each thread its own sequences'
  * rows), which keeps the buffer in L2. */
 #define RF_CHUNK_ELEMS ((int64_t)1 << 21)
+#ifndef RF_CHUNK_ELEMS_SMALL
 #define RF_CHUNK_ELEMS_SMALL ((int64_t)1 << 17)
+#endif
 
 /* Sub-buffers of the workspace start at multiples of this many elements. The kernels first round
  * the workspace pointer up to a 64-byte boundary (at most RF_PAD - 1 elements, which every
@@ -284,6 +286,7 @@ static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
 #ifndef RF_TRIAL_FORCE
 #define RF_TRIAL_FORCE 0
 #endif
+_Static_assert(RF_TRIAL_STEPS >= 2, "a trial times each way over at least one step");
 
 /* Wall-clock seconds (only the unit split, an OpenMP build's, asks). */
 static inline double rf_wtime(void) {
@@ -305,11 +308,14 @@ typedef struct {
     double mark, split_s, solo_s;
 } rf_trial;
 
-/* The split of a forward of T steps, the first chunk of steps tc0 long (the trial lies in it). */
+/* The split of a forward of T steps, the first chunk of steps tc0 long: the trial and the step
+ * after it (2K, where thread 0 publishes the outcome) lie in it, so every thread meets the
+ * trial's transitions in the same chunk (with 2K the next chunk's first step, thread 0 would
+ * project that chunk alone while the others still ran the first one's loop). */
 static inline rf_trial rf_trial_init(rf_step_flag *f, int nt, int it, int64_t T, int64_t tc0) {
     rf_trial tr = {0};
     tr.f = f; tr.nt = nt; tr.it = it; tr.unit = f != NULL;
-    if (f && nt > 1 && T >= RF_TRIAL_MIN_T && tc0 >= 2 * RF_TRIAL_STEPS) tr.k = RF_TRIAL_STEPS;
+    if (f && nt > 1 && T >= RF_TRIAL_MIN_T && tc0 > 2 * RF_TRIAL_STEPS) tr.k = RF_TRIAL_STEPS;
     return tr;
 }
 
@@ -347,7 +353,7 @@ static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int *to_solo) {
         tr->t_unit = t;
         return t;
     }
-    if (t != tr->k) return t; /* not reached: other threads skip from K to 2K */
+    if (t != tr->k) return t; /* not reached: the others go from K straight to 2K's step */
     rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
     if (tr->f[0].solo) return -1;
     tr->t_unit = 2 * tr->k;

@@ -8,13 +8,17 @@ pointers. Skipped only when there is no C compiler. The build moves the small/la
 paths run on shapes cheap enough for the sanitizers and the naive BLAS, and likewise the switch
 to packed weight-gradient products (RF_WGRAD_PACK_MACS, RF_WGRAD_PACK_BYTES) and to the unit
 split of one sequence over the threads (RF_UNITS_MIN_BYTES), and shortens the forwards' trial of
-that split (RF_TRIAL_STEPS, RF_TRIAL_MIN_T: 2 steps split, 2 alone, from 5 steps), whose outcome
-each build fixes differently (TRIAL_FORCE). The same command by hand, from the checkout:
+that split (RF_TRIAL_STEPS, RF_TRIAL_MIN_T: 2 steps split, 2 alone, from 5 steps; two builds fix
+its outcome, TRIAL_FORCE) and the inference's chunks of steps (RF_CHUNK_ELEMS_SMALL: the double
+LSTM of one sequence, (T,B,I,H) = (7,1,3,21), in chunks of 4 steps, as long as the trial, whose
+outcome falls on the next chunk's first step and so must not be tried: tried, it overflowed the
+workspace). The same command by hand, from the checkout:
 
     cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \\
        -fno-omit-frame-pointer -fopenmp -DRNNFAST_OPENMP -DRF_SMALL_MACS=1048576 \\
        -DRF_SMALL_MIN_ROWS=1 -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0 \\
-       -DRF_UNITS_MIN_BYTES=0 -DRF_TRIAL_STEPS=2 -DRF_TRIAL_MIN_T=5 -Icsrc -Itests/c \\
+       -DRF_UNITS_MIN_BYTES=0 -DRF_TRIAL_STEPS=2 -DRF_TRIAL_MIN_T=5 \\
+       -DRF_CHUNK_ELEMS_SMALL=400 -Icsrc -Itests/c \\
        csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest && /tmp/rnnfast_ctest
 """
 import glob
@@ -41,6 +45,7 @@ def _build(cc, out, extra):
     cmd = [cc, "-std=c11", "-O1", "-g", "-Wall", *SANITIZE, *extra, "-DRF_SMALL_MACS=1048576",
            "-DRF_SMALL_MIN_ROWS=1", "-DRF_WGRAD_PACK_MACS=2000", "-DRF_WGRAD_PACK_BYTES=0",
            "-DRF_UNITS_MIN_BYTES=0", "-DRF_TRIAL_STEPS=2", "-DRF_TRIAL_MIN_T=5",
+           "-DRF_CHUNK_ELEMS_SMALL=400",
            "-I" + os.path.join(ROOT, "csrc"), "-I" + os.path.join(ROOT, "tests", "c"),
            *sources, "-lm", "-o", out]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
