@@ -270,14 +270,17 @@ RF_MULTIVERSION(gru_gates_backward, (const RF_F(gru_bwd) *a, int64_t t, int64_t 
  * and db (rf_wgrad_rows). */
 static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad) *w,
                                      rf_step_flag *f, int nt, int it) {
-    const int64_t B = a->B, H = a->H, GH = 3 * H;
+    const int64_t B = a->B, H = a->H, GH = 3 * H, T = a->T;
+    rf_trial tr = rf_trial_init(f, nt, it, T, T);
     int64_t b0, b1, u0, u1;
-    rf_share(f != NULL, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
-    for (int64_t t = a->T - 1; t >= 0; t--) {
+    rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    for (int64_t t = T - 1; t >= 0; t--) {
+        if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(gru_gates_backward)(a, t, b0, b1, u0, u1);
         /* dh += da_hh[t] (.,3H) @ w_hh (3H,H): this thread's rows, or its columns [u0,u1) */
-        RF_F(rf_step_dh)(a->dh, a->da_hh + t * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1, f, nt,
-                         it, a->T - t);
+        RF_F(rf_step_dh)(a->dh, a->da_hh + t * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1,
+                         tr.unit ? f : NULL, nt, it, tr.unit ? ++tr.s : 0);
+        rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
     RF_F(rf_wgrad_dx_split)(w, nt, it);

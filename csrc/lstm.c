@@ -302,18 +302,22 @@ RF_MULTIVERSION(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_
  * db for the chunk. */
 static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgrad) *w,
                                       rf_step_flag *f, int nt, int it) {
-    const int64_t B = a->B, H = a->H, GH = 4 * H, Tc = a->Tc;
+    const int64_t B = a->B, H = a->H, GH = 4 * H, Tc = a->Tc, T = a->T;
+    rf_trial tr = rf_trial_init(f, nt, it, T, T - (T - 1) / Tc * Tc); /* the last chunk first */
     int64_t b0, b1, u0, u1, j0, j1;
-    rf_share(f != NULL, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
     rf_slice_cols(GH, nt, it, &j0, &j1);
-    for (int64_t t1 = a->T; t1 > 0;) {
+    for (int64_t t1 = T; t1 > 0;) {
         const int64_t t0 = (t1 - 1) / Tc * Tc;
         for (int64_t t = t1 - 1; t >= t0; t--) {
+            if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
             RF_F(lstm_gates_backward)(a, t, b0, b1, u0, u1);
             /* dh += da[t] (.,4H) @ w_hh (4H,H): this thread's rows, or its columns [u0,u1) */
             RF_F(rf_step_dh)(a->dh, a->da + (t - t0) * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1,
-                             f, nt, it, a->T - t);
+                             tr.unit ? f : NULL, nt, it, tr.unit ? ++tr.s : 0);
+            rf_trial_time(&tr, T - 1 - t);
         }
+        if (tr.solo) rf_barrier(nt); /* thread 0 ran the last steps alone: they are in */
         if (f) RF_F(rf_wgrad_dx_rows)(w, t0, t1, nt, it);
         else RF_F(rf_wgrad_dx_chunk)(w, b0, b1, t0, t1);
         rf_barrier(nt); /* the chunk's gate gradients are in */

@@ -303,7 +303,7 @@ static inline double rf_wtime(void) {
  * trial's length (0: none) and timings. */
 typedef struct {
     rf_step_flag *f;
-    int nt, it, unit;
+    int nt, it, unit, solo;
     int64_t t_unit, s, k;
     double mark, split_s, solo_s;
 } rf_trial;
@@ -325,13 +325,23 @@ static inline void rf_trial_share(const rf_trial *tr, int64_t B, int64_t H, int6
     rf_share(tr->unit, B, H, vec, tr->unit ? tr->nt : 1, tr->unit ? tr->it : 0, b0, b1, u0, u1);
 }
 
+/* Thread 0 times the trial at the end of its n-th step (from 0). */
+static inline void rf_trial_time(rf_trial *tr, int64_t n) {
+    if (!tr->k || tr->it != 0) return;
+    if (n == 0 || n == tr->k) tr->mark = rf_wtime();
+    else if (n == tr->k - 1) tr->split_s = rf_wtime() - tr->mark;
+    else if (n == 2 * tr->k - 1) tr->solo_s = rf_wtime() - tr->mark;
+}
+
 /* After step t: the step sync when split; thread 0 times the trial. */
 static inline void rf_trial_end(rf_trial *tr, int64_t t) {
     if (tr->unit) rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
-    if (!tr->k || tr->it != 0) return;
-    if (t == 0 || t == tr->k) tr->mark = rf_wtime();
-    else if (t == tr->k - 1) tr->split_s = rf_wtime() - tr->mark;
-    else if (t == 2 * tr->k - 1) tr->solo_s = rf_wtime() - tr->mark;
+    rf_trial_time(tr, t);
+}
+
+/* Thread 0's outcome of the trial: run alone from here on? */
+static inline int rf_trial_outcome(const rf_trial *tr) {
+    return RF_TRIAL_FORCE ? RF_TRIAL_FORCE == 1 : tr->solo_s <= tr->split_s;
 }
 
 /* At the top of step t = K or 2K of a trial: at K thread 0 goes on alone while the others wait
@@ -346,7 +356,7 @@ static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int *to_solo) {
             *to_solo = 1;
             return t;
         }
-        const int solo = RF_TRIAL_FORCE ? RF_TRIAL_FORCE == 1 : tr->solo_s <= tr->split_s;
+        const int solo = rf_trial_outcome(tr);
         tr->f[0].solo = solo;
         rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
         tr->unit = !solo;
@@ -358,6 +368,39 @@ static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int *to_solo) {
     if (tr->f[0].solo) return -1;
     tr->t_unit = 2 * tr->k;
     return tr->t_unit;
+}
+
+/* The backwards' trial, over their n-th step (from 0, from the last step back). Each split step
+ * syncs inside (rf_step_dh: the gate gradients, before dh += da_t @ W_hh), so at step K every
+ * thread first syncs once more (everyone's share of dh is in); thread 0 then runs steps
+ * [K,2K) alone while the others wait in a second sync for the outcome, which thread 0 publishes
+ * at step 2K. Alone, thread 0 takes all rows and units (rf_trial_share) and the others skip the
+ * remaining steps (tr->solo), but not what follows the step loop: the products of the gate
+ * gradients after it are shared as before, after a barrier (thread 0's last steps must be in).
+ * Returns whether this thread runs step n. */
+static inline int rf_trial_bwd_top(rf_trial *tr, int64_t n, int64_t B, int64_t H, int64_t vec,
+                                   int64_t *b0, int64_t *b1, int64_t *u0, int64_t *u1) {
+    if (!tr->k || n < tr->k || (n > 2 * tr->k && !tr->solo)) return 1;
+    if (tr->it == 0) {
+        if (n == tr->k) {
+            rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
+            tr->unit = 0;
+            rf_trial_share(tr, B, H, vec, b0, b1, u0, u1);
+        } else if (n == 2 * tr->k) {
+            tr->solo = rf_trial_outcome(tr);
+            tr->f[0].solo = tr->solo;
+            rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
+            tr->unit = !tr->solo;
+            rf_trial_share(tr, B, H, vec, b0, b1, u0, u1);
+        }
+        return 1;
+    }
+    if (n == tr->k) {
+        rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
+        rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
+        tr->solo = tr->f[0].solo;
+    }
+    return !tr->solo && n == 2 * tr->k; /* steps [K,2K) are thread 0's */
 }
 
 /* Columns [*j0, *j1) of n for thread `it` of `nt` in the weight-gradient phase: boundaries at

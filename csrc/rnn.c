@@ -200,14 +200,17 @@ RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0
  * and db (rf_wgrad_rows). */
 static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w,
                                      rf_step_flag *f, int nt, int it) {
-    const int64_t B = a->B, H = a->H;
+    const int64_t B = a->B, H = a->H, T = a->T;
+    rf_trial tr = rf_trial_init(f, nt, it, T, T);
     int64_t b0, b1, u0, u1;
-    rf_share(f != NULL, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
-    for (int64_t t = a->T - 1; t >= 0; t--) {
+    rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    for (int64_t t = T - 1; t >= 0; t--) {
+        if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(rnn_act_backward)(a, t, b0, b1, u0, u1);
         /* dh += da[t] @ W_hh: this thread's rows, or its columns [u0,u1) */
-        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1, f, nt, it,
-                         a->T - t);
+        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1,
+                         tr.unit ? f : NULL, nt, it, tr.unit ? ++tr.s : 0);
+        rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
     RF_F(rf_wgrad_dx_split)(w, nt, it);
