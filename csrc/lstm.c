@@ -296,10 +296,11 @@ RF_MULTIVERSION(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_
  * (f == NULL): its batch slice for the chunk's steps (gate gradients and dh += da_t @ W_hh with
  * our own product) and their dx rows. Unit split (f the step counters): per step its units of
  * the gate gradients (each gate's columns [u0,u1) of da[t]), the step sync, then its units of
- * dh += da[t] @ W_hh (columns [u0,u1) of W_hh); after the chunk, a share of the chunk's rows of
- * dx (every step has its own rows of the chunk's gate gradients, and the barriers below keep the
- * next chunk from overwriting them). Then, after a barrier, its columns of dW_ih^T, dW_hh^T and
- * db for the chunk. */
+ * dh += da[t] @ W_hh (columns [u0,u1) of W_hh), or, after the trial (rf_trial_bwd_top), perhaps
+ * thread 0 alone with the others skipping the steps, then a barrier; after the chunk, a share of
+ * the chunk's rows of dx (every step has its own rows of the chunk's gate gradients, and the
+ * barriers below keep the next chunk from overwriting them). Then, after a barrier, its
+ * columns of dW_ih^T, dW_hh^T and db for the chunk. */
 static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgrad) *w,
                                       rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, GH = 4 * H, Tc = a->Tc, T = a->T;

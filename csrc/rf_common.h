@@ -172,7 +172,7 @@ static inline void rf_barrier(int nt) {
  * ran at that cache's bandwidth (LSTM H = 128: 256 KB, 2.75 us a step). Instead, thread `it`
  * owns hidden units [u0,u1) of every sequence (every gate's columns for them, its c, its part of
  * h and of the gate gradients), so it reads only its part of the weights; the threads exchange
- * the new h (forward) or the step's gate gradients (backward) once a step through rf_step_sync
+ * the new h (forward) or the step's gate gradients (backward) each split step through rf_step_sync
  * (a spin on each other's step counters: 70-140 ns here, an OpenMP barrier 250-300). Every
  * element is computed by the same code in the same order as in the batch split, so the results
  * are the same bits for any thread count. Used when W_hh has at least RF_UNITS_MIN_BYTES.
@@ -180,8 +180,8 @@ static inline void rf_barrier(int nt) {
  * inference and forward+backward): (T,I,H) = (200,64,128) LSTM 0.73-0.80 / 0.71-0.80, GRU
  * 0.74-0.82 / 0.77, RNN (64 KB) 0.92-1.0 / 0.83-0.86; double LSTM 0.65 / 0.68, RNN 0.71 / 0.77;
  * (100,32,64) LSTM (64 KB) 0.96 / 0.89, GRU (48 KB) 0.97 / 0.96; but RNN (100,32,96) (36 KB)
- * 1.03 / 1.02. A forward long enough also checks, as it runs, that the split beats one thread
- * (rf_trial, below). */
+ * 1.03 / 1.02. A long enough forward or backward also checks, as it runs, that the split beats
+ * thread 0 alone (rf_trial, below). */
 #ifndef RF_UNITS_MIN_BYTES
 #define RF_UNITS_MIN_BYTES ((int64_t)48 << 10)
 #endif
@@ -228,7 +228,7 @@ static inline void rf_yield(void) {}
 #endif
 
 /* One step counter per thread, each on its own cache line; zeroed before the region. `solo`
- * (thread 0's only): the outcome of the forward's trial (rf_trial), written before the step
+ * (thread 0's only): the outcome of the split's trial (rf_trial), written before the step
  * counter's release store that the other threads wait for. */
 typedef struct {
     _Alignas(64) _Atomic int64_t step;
@@ -265,15 +265,16 @@ static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
         RF_RUN_THREADS(nu, fn, __VA_ARGS__, rf_f_);                                             \
     } while (0)
 
-/* ---- the unit split's trial of itself (the forwards) ----------------------------------------
+/* ---- the unit split's trial of itself ------------------------------------------------------
  * Whether splitting each step's units pays depends on how fast the threads hand each other the
  * new h, and on a VM that changes from one minute to the next: the same two vCPUs of a Zen 3
  * waited 150-470 cycles a step sync at one time and 1100-1600 at another (the host had moved
  * them), and the RNN (1,200,64,128) forward took 0.7-0.8 of one thread's time in the first
  * case, 1.5-2.0 in the second (a step split: 0.6-1.0 us, then 2.0; alone: 0.9-1.1). So a
- * forward of at least RF_TRIAL_MIN_T steps measures it: steps [0,K) run split, [K,2K) on
- * thread 0 alone (the others wait), and the rest the faster way (K = RF_TRIAL_STEPS; each way
- * timed over its last K-1 steps, its first one paying for the switch). Both ways compute every
+ * forward or backward of at least RF_TRIAL_MIN_T steps measures it: its first K steps run
+ * split, the next K on thread 0 alone (the others wait), and the rest the faster way
+ * (K = RF_TRIAL_STEPS; each way timed over its last K-1 steps, its first one paying for the
+ * switch; the forwards: rf_trial_top, the backwards: rf_trial_bwd_top). Both ways compute every
  * element with the same code in the same order, so the results are the same bits whichever
  * wins, and no state outlives the call. RF_TRIAL_FORCE (tests): 1 always alone after the trial,
  * 2 always split, 0 the faster. */
@@ -297,10 +298,11 @@ static inline double rf_wtime(void) {
 #endif
 }
 
-/* One thread's view of its forward's split: the step counters (NULL: the batch split), whether
- * the current step runs split (else thread 0 runs all of it, or this is the batch split), the
- * first step of the current split phase (its h_{t-1} is in h_n), the syncs so far and the
- * trial's length (0: none) and timings. */
+/* One thread's view of its split: the step counters (NULL: the batch split), whether the
+ * current step runs split (else thread 0 runs all of it, or this is the batch split), whether
+ * thread 0 runs the rest alone (solo; the backwards), the first step of the current split phase
+ * (the forwards: its h_{t-1} is in h_n), the syncs so far and the trial's length (0: none) and
+ * timings. */
 typedef struct {
     rf_step_flag *f;
     int nt, it, unit, solo;
@@ -308,10 +310,11 @@ typedef struct {
     double mark, split_s, solo_s;
 } rf_trial;
 
-/* The split of a forward of T steps, the first chunk of steps tc0 long: the trial and the step
- * after it (2K, where thread 0 publishes the outcome) lie in it, so every thread meets the
- * trial's transitions in the same chunk (with 2K the next chunk's first step, thread 0 would
- * project that chunk alone while the others still ran the first one's loop). */
+/* The split of T steps, the first chunk of steps tc0 long: the trial and the step after it
+ * (2K, where thread 0 publishes the outcome) lie in it, so every thread meets the trial's
+ * transitions in the same chunk (with 2K the next chunk's first step, in a forward thread 0
+ * would project that chunk alone while the others still ran the first one's loop; in the LSTM's
+ * backward it would wait at the chunk's barrier while the others wait for the outcome). */
 static inline rf_trial rf_trial_init(rf_step_flag *f, int nt, int it, int64_t T, int64_t tc0) {
     rf_trial tr = {0};
     tr.f = f; tr.nt = nt; tr.it = it; tr.unit = f != NULL;
@@ -418,8 +421,12 @@ static inline void rf_slice_cols(int64_t n, int nt, int it, int64_t *j0, int64_t
  * its thread's columns of dW^T. The LSTM at (128,100,512,512) had one step (K = 128) a chunk;
  * with four, forward+backward took 0.92-0.93 of the time (Zen 4, in-process A/B, 3 runs of 5
  * rounds; (64,100,128,256), 4 -> 8 steps: 0.94-1.0). */
+#ifndef RF_BWD_CHUNK_ELEMS
 #define RF_BWD_CHUNK_ELEMS ((int64_t)1 << 18)
+#endif
+#ifndef RF_BWD_CHUNK_ROWS
 #define RF_BWD_CHUNK_ROWS 512
+#endif
 static inline int64_t rf_bwd_chunk_steps(int64_t T, int64_t B, int64_t GH) {
     int64_t tc = RF_BWD_CHUNK_ELEMS / (B * GH), tr = (RF_BWD_CHUNK_ROWS + B - 1) / B;
     if (tc < tr) tc = tr;

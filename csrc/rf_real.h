@@ -350,8 +350,10 @@ static inline int64_t RF_F(rf_trial_step)(rf_trial *tr, int64_t t, real *h_n, co
     return next;
 }
 
-/* Backward: dh += da_t (B rows of GH) @ W_hh (packed (GH,H)). The unit split first waits for
- * every thread's part of da_t (step sync s), then adds into its columns [u0,u1) of every row. */
+/* Backward: dh += da_t (B rows of GH) @ W_hh (packed (GH,H)): rows [b0,b1) (the batch split,
+ * or thread 0 alone after the unit split's trial: all of them), or (f) the unit split, which
+ * first waits for every thread's part of da_t (step sync s), then adds into its columns [u0,u1)
+ * of every row. */
 static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh, int64_t B,
                                     int64_t H, int64_t GH, int64_t b0, int64_t b1, int64_t u0,
                                     int64_t u1, rf_step_flag *f, int nt, int it, int64_t s) {
@@ -583,9 +585,9 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) 
  * multiple of Tc (the last chunk first), keeping the gate gradients of one chunk only
  * (w->da_in, w->da_hh: step t at row block t % Tc), so backward's workspace stays O(Tc*B*GH)
  * and in cache. After each chunk: the dx rows of one thread's batch slice (the unit split: a
- * share of the chunk's rows, rf_wgrad_dx_rows), a barrier, then
- * each thread adds the chunk's part of its columns of dW^T and db, and a barrier before the next
- * chunk overwrites the gate gradients. Every element sums the same products in an order fixed by
+ * share of the chunk's rows, rf_wgrad_dx_rows, after a barrier when thread 0 ran the steps
+ * alone), a barrier, then each thread adds the chunk's part of its columns of dW^T and db, and a
+ * barrier before the next chunk overwrites the gate gradients. Every element sums the same products in an order fixed by
  * the shape (chunk by chunk, last chunk first), whatever the thread count. */
 static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1,
                                           int64_t t0, int64_t t1) {

@@ -195,7 +195,8 @@ RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0
                                    int64_t u0, int64_t u1), (a, t, b0, b1, u0, u1))
 
 /* Small path, thread `it` of `nt`: its batch slice for all T steps, or (f, the unit split) per
- * step its units of the gate gradient, the step sync, its units of dh += da[t] @ W_hh; then,
+ * step its units of the gate gradient, the step sync, its units of dh += da[t] @ W_hh (after
+ * the trial, rf_trial_bwd_top, perhaps thread 0 alone, the others skipping the steps); then,
  * after the one barrier, its share of the rows of dx (rf_wgrad_dx_split) and of dW_ih, dW_hh
  * and db (rf_wgrad_rows). */
 static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w,

@@ -7,18 +7,21 @@ pointers. Skipped only when there is no C compiler. The build moves the small/la
 (RF_SMALL_MACS: B*G*H*H per step down to 2^20; RF_SMALL_MIN_ROWS: T*B down to 1) so that both
 paths run on shapes cheap enough for the sanitizers and the naive BLAS, and likewise the switch
 to packed weight-gradient products (RF_WGRAD_PACK_MACS, RF_WGRAD_PACK_BYTES) and to the unit
-split of one sequence over the threads (RF_UNITS_MIN_BYTES), and shortens the forwards' trial of
-that split (RF_TRIAL_STEPS, RF_TRIAL_MIN_T: 2 steps split, 2 alone, from 5 steps; two builds fix
-its outcome, TRIAL_FORCE) and the inference's chunks of steps (RF_CHUNK_ELEMS_SMALL: the double
-LSTM of one sequence, (T,B,I,H) = (7,1,3,21), in chunks of 4 steps, as long as the trial, whose
-outcome falls on the next chunk's first step and so must not be tried: tried, it overflowed the
-workspace). The same command by hand, from the checkout:
+split of one sequence over the threads (RF_UNITS_MIN_BYTES), and shortens that split's trial
+against thread 0 alone (RF_TRIAL_STEPS, RF_TRIAL_MIN_T: 2 steps split, 2 alone, from 5 steps; two
+builds fix its outcome, TRIAL_FORCE) and the chunks of steps: the inference's
+(RF_CHUNK_ELEMS_SMALL: the double LSTM of one sequence, (T,B,I,H) = (7,1,3,21), in chunks of 4
+steps, as long as the trial, whose outcome then falls on the next chunk's first step and so must
+not be tried: tried, it overflowed the workspace) and the LSTM backward's (RF_BWD_CHUNK_*: 5 steps
+of one sequence; T = 9 starts with a chunk of 4, whose trial would hang, T = 10 with one of 5).
+The same command by hand, from the checkout:
 
     cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \\
        -fno-omit-frame-pointer -fopenmp -DRNNFAST_OPENMP -DRF_SMALL_MACS=1048576 \\
        -DRF_SMALL_MIN_ROWS=1 -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0 \\
        -DRF_UNITS_MIN_BYTES=0 -DRF_TRIAL_STEPS=2 -DRF_TRIAL_MIN_T=5 \\
-       -DRF_CHUNK_ELEMS_SMALL=400 -Icsrc -Itests/c \\
+       -DRF_CHUNK_ELEMS_SMALL=400 -DRF_BWD_CHUNK_ELEMS=1 -DRF_BWD_CHUNK_ROWS=5 \\
+       -Icsrc -Itests/c \\
        csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest && /tmp/rnnfast_ctest
 """
 import glob
@@ -45,7 +48,7 @@ def _build(cc, out, extra):
     cmd = [cc, "-std=c11", "-O1", "-g", "-Wall", *SANITIZE, *extra, "-DRF_SMALL_MACS=1048576",
            "-DRF_SMALL_MIN_ROWS=1", "-DRF_WGRAD_PACK_MACS=2000", "-DRF_WGRAD_PACK_BYTES=0",
            "-DRF_UNITS_MIN_BYTES=0", "-DRF_TRIAL_STEPS=2", "-DRF_TRIAL_MIN_T=5",
-           "-DRF_CHUNK_ELEMS_SMALL=400",
+           "-DRF_CHUNK_ELEMS_SMALL=400", "-DRF_BWD_CHUNK_ELEMS=1", "-DRF_BWD_CHUNK_ROWS=5",
            "-I" + os.path.join(ROOT, "csrc"), "-I" + os.path.join(ROOT, "tests", "c"),
            *sources, "-lm", "-o", out]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -58,9 +61,9 @@ def _build(cc, out, extra):
 # loops a CPU without them runs).
 ISA_FLAGS = {"native": [], "avx2": ["-DRNNFAST_NO_AVX512"], "portable": ["-DRNNFAST_NO_AVX2"],
              "avx2-rows": ["-DRNNFAST_NO_AVX512", "-DRF_TILE_MIN_M=1000000"]}
-# The outcome of the forwards' trial of the unit split (RF_TRIAL_FORCE; rf_trial in rf_common.h),
-# fixed so that both ways after it run in every suite: thread 0 alone after the trial, or the
-# split resumed (from h_n); the others decide by the time each way took.
+# The outcome of the unit split's trial (RF_TRIAL_FORCE; rf_trial in rf_common.h), fixed so that
+# both ways after it run in every suite: thread 0 alone after the trial, or the split resumed;
+# the others decide by the time each way took.
 TRIAL_FORCE = {"avx2-rows": 1, "portable": 2}
 
 

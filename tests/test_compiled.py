@@ -39,7 +39,8 @@ DTYPES = (np.float64, np.float32)
 # sequences (the unit split, rf_unit_threads: W_hh of at least 48 KB): UNITS (every cell; units
 # 0-47 and 48-115 on 2 threads in float, H not a multiple of 16) and UNITS_B2 (two sequences on
 # 3 threads, the LSTM and GRU); UNITS_CHUNKS runs it over several chunks of steps (inference:
-# 32 steps of the LSTM, 42 of the GRU; the LSTM's backward: 64).
+# 32 steps of the LSTM, 42 of the GRU; the LSTM's backward is one chunk of all 70: B = 1 makes
+# chunks of at least RF_BWD_CHUNK_ROWS = 512 steps; the C tests run it in chunks).
 UNITS = (23, 1, 7, 116)
 UNITS_CHUNKS = (70, 1, 3, 1024)
 UNITS_B2 = (9, 2, 5, 70)
