@@ -342,33 +342,39 @@ static inline void rf_trial_end(rf_trial *tr, int64_t t) {
     rf_trial_time(tr, t);
 }
 
-/* Thread 0's outcome of the trial: run alone from here on? */
-static inline int rf_trial_outcome(const rf_trial *tr) {
-    return RF_TRIAL_FORCE ? RF_TRIAL_FORCE == 1 : tr->solo_s <= tr->split_s;
+/* Thread 0 decides (alone from here on?) and publishes it with its next step sync. */
+static inline void rf_trial_publish(rf_trial *tr) {
+    tr->solo = RF_TRIAL_FORCE ? RF_TRIAL_FORCE == 1 : tr->solo_s <= tr->split_s;
+    tr->f[0].solo = tr->solo;
+    rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
+    tr->unit = !tr->solo;
 }
 
-/* At the top of step t = K or 2K of a trial: at K thread 0 goes on alone while the others wait
- * for the outcome; at 2K thread 0 publishes it. Returns the step to run next (another thread
- * resumes at 2K) or -1 when this thread has no more steps; *to_solo says thread 0 has just left
- * the split (its caller then moves h_{t-1} into h_n). */
-static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int *to_solo) {
-    *to_solo = 0;
+/* The other threads wait for thread 0's decision (rf_trial_publish). */
+static inline void rf_trial_await(rf_trial *tr) {
+    rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
+    tr->solo = tr->f[0].solo;
+}
+
+/* The forwards, at the top of step t = K or 2K of a trial: at K thread 0 goes on alone (its
+ * caller first moves h_{t-1} from hb into h_n) while the others wait for the outcome, which
+ * thread 0 publishes at 2K. Returns the step to run next (the others resume at 2K) or -1 when
+ * this thread has no more steps, with its share of the step. */
+static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int64_t B, int64_t H, int64_t vec,
+                                   int64_t *b0, int64_t *b1, int64_t *u0, int64_t *u1) {
     if (tr->it == 0) {
         if (t == tr->k) {
             tr->unit = 0;
-            *to_solo = 1;
-            return t;
+        } else {
+            rf_trial_publish(tr);
+            tr->t_unit = t;
         }
-        const int solo = rf_trial_outcome(tr);
-        tr->f[0].solo = solo;
-        rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
-        tr->unit = !solo;
-        tr->t_unit = t;
+        rf_trial_share(tr, B, H, vec, b0, b1, u0, u1);
         return t;
     }
     if (t != tr->k) return t; /* not reached: the others go from K straight to 2K's step */
-    rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
-    if (tr->f[0].solo) return -1;
+    rf_trial_await(tr);
+    if (tr->solo) return -1;
     tr->t_unit = 2 * tr->k;
     return tr->t_unit;
 }
@@ -376,11 +382,11 @@ static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int *to_solo) {
 /* The backwards' trial, over their n-th step (from 0, from the last step back). Each split step
  * syncs inside (rf_step_dh: the gate gradients, before dh += da_t @ W_hh), so at step K every
  * thread first syncs once more (everyone's share of dh is in); thread 0 then runs steps
- * [K,2K) alone while the others wait in a second sync for the outcome, which thread 0 publishes
- * at step 2K. Alone, thread 0 takes all rows and units (rf_trial_share) and the others skip the
- * remaining steps (tr->solo), but not what follows the step loop: the products of the gate
- * gradients after it are shared as before, after a barrier (thread 0's last steps must be in).
- * Returns whether this thread runs step n. */
+ * [K,2K) alone while the others wait for the outcome, which thread 0 publishes at step 2K.
+ * Alone, thread 0 takes all rows and units (rf_trial_share) and the others skip the remaining
+ * steps (tr->solo), but not what follows the step loop: the products of the gate gradients
+ * after it are shared as before, after a barrier (thread 0's last steps must be in). Returns
+ * whether this thread runs step n. */
 static inline int rf_trial_bwd_top(rf_trial *tr, int64_t n, int64_t B, int64_t H, int64_t vec,
                                    int64_t *b0, int64_t *b1, int64_t *u0, int64_t *u1) {
     if (!tr->k || n < tr->k || (n > 2 * tr->k && !tr->solo)) return 1;
@@ -390,18 +396,14 @@ static inline int rf_trial_bwd_top(rf_trial *tr, int64_t n, int64_t B, int64_t H
             tr->unit = 0;
             rf_trial_share(tr, B, H, vec, b0, b1, u0, u1);
         } else if (n == 2 * tr->k) {
-            tr->solo = rf_trial_outcome(tr);
-            tr->f[0].solo = tr->solo;
-            rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
-            tr->unit = !tr->solo;
+            rf_trial_publish(tr);
             rf_trial_share(tr, B, H, vec, b0, b1, u0, u1);
         }
         return 1;
     }
     if (n == tr->k) {
         rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
-        rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
-        tr->solo = tr->f[0].solo;
+        rf_trial_await(tr);
     }
     return !tr->solo && n == 2 * tr->k; /* steps [K,2K) are thread 0's */
 }

@@ -343,25 +343,23 @@ static inline int64_t RF_F(rf_trial_step)(rf_trial *tr, int64_t t, real *h_n, co
                                           int64_t B, int64_t H, int64_t *b0, int64_t *b1,
                                           int64_t *u0, int64_t *u1) {
     if (!tr->k || (t != tr->k && t != 2 * tr->k)) return t;
-    int to_solo;
-    const int64_t next = rf_trial_top(tr, t, &to_solo);
-    if (to_solo) memcpy(h_n, hb + ((t - 1) & 1) * B * H, (size_t)(B * H) * sizeof(real));
-    rf_trial_share(tr, B, H, RF_VEC, b0, b1, u0, u1);
-    return next;
+    if (tr->it == 0 && t == tr->k)
+        memcpy(h_n, hb + ((t - 1) & 1) * B * H, (size_t)(B * H) * sizeof(real));
+    return rf_trial_top(tr, t, B, H, RF_VEC, b0, b1, u0, u1);
 }
 
 /* Backward: dh += da_t (B rows of GH) @ W_hh (packed (GH,H)): rows [b0,b1) (the batch split,
- * or thread 0 alone after the unit split's trial: all of them), or (f) the unit split, which
- * first waits for every thread's part of da_t (step sync s), then adds into its columns [u0,u1)
- * of every row. */
+ * or thread 0 alone after the unit split's trial: all of them), or, the step split (tr->unit),
+ * first the step sync (every thread's part of da_t is in), then its columns [u0,u1) of every
+ * row. */
 static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh, int64_t B,
                                     int64_t H, int64_t GH, int64_t b0, int64_t b1, int64_t u0,
-                                    int64_t u1, rf_step_flag *f, int nt, int it, int64_t s) {
-    if (!f) {
+                                    int64_t u1, rf_trial *tr) {
+    if (!tr->unit) {
         RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, dh + b0 * H, H);
         return;
     }
-    rf_step_sync(f, nt, it, s);
+    rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
     RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, GH, da_t, GH, 1, w_hh, GH, dh + u0, H);
 }
 
@@ -587,8 +585,9 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) 
  * and in cache. After each chunk: the dx rows of one thread's batch slice (the unit split: a
  * share of the chunk's rows, rf_wgrad_dx_rows, after a barrier when thread 0 ran the steps
  * alone), a barrier, then each thread adds the chunk's part of its columns of dW^T and db, and a
- * barrier before the next chunk overwrites the gate gradients. Every element sums the same products in an order fixed by
- * the shape (chunk by chunk, last chunk first), whatever the thread count. */
+ * barrier before the next chunk overwrites the gate gradients. Every element sums the same
+ * products in an order fixed by the shape (chunk by chunk, last chunk first), whatever the
+ * thread count. */
 static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1,
                                           int64_t t0, int64_t t1) {
     const int64_t B = w->B, I = w->I, GH = w->GH;

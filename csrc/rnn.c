@@ -209,8 +209,7 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
         if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(rnn_act_backward)(a, t, b0, b1, u0, u1);
         /* dh += da[t] @ W_hh: this thread's rows, or its columns [u0,u1) */
-        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1,
-                         tr.unit ? f : NULL, nt, it, tr.unit ? ++tr.s : 0);
+        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1, &tr);
         rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
