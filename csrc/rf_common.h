@@ -601,8 +601,9 @@ static inline int64_t rf_wgrad_pack_len(int64_t T, int64_t B, int64_t I, int64_t
 }
 
 /* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (the weights' copies
- * for our products, the weight gradients' final layout). rf_mm.c: 16x16 blocks in AVX-512
- * registers (float, rf_isa AVX-512), 16x16 tiles element by element otherwise. */
+ * for our products, the weight gradients' final layout). rf_mm.c: blocks in registers (float:
+ * 16x16 with AVX-512, 8x8 with AVX2; double: 4x4 with either), the edges and the portable copy
+ * element by element in 16x16 tiles. */
 void rf_transpose_blocks_f32(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t R,
                              int64_t C);
 void rf_transpose_blocks_f64(double *dst, int64_t ldd, const double *src, int64_t lds, int64_t R,

@@ -457,6 +457,41 @@ __attribute__((target("avx512f"))) static void tr16_f32(float *dst, int64_t ldd,
 }
 
 #endif /* RF_HAVE_AVX512 */
+
+/* AVX2: one 8x8 float block the same way (pairs of rows, pairs of pairs, then the two 128-bit
+ * lanes), and one 4x4 double block. */
+__attribute__((target("avx2"))) static void tr8_f32(float *dst, int64_t ldd, const float *src,
+                                                    int64_t lds) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        r[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    /* r[j] (r[4+j]), lane l: column 4l+j of rows 0-3 (rows 4-7) */
+    for (int j = 0; j < 4; j++) {
+        _mm256_storeu_ps(dst + j * ldd, _mm256_permute2f128_ps(r[j], r[4 + j], 0x20));
+        _mm256_storeu_ps(dst + (4 + j) * ldd, _mm256_permute2f128_ps(r[j], r[4 + j], 0x31));
+    }
+}
+
+__attribute__((target("avx2"))) static void tr4_f64(double *dst, int64_t ldd, const double *src,
+                                                    int64_t lds) {
+    __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + lds);
+    __m256d r2 = _mm256_loadu_pd(src + 2 * lds), r3 = _mm256_loadu_pd(src + 3 * lds);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1); /* cols 0,2; 1,3 */
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(dst + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
 #endif /* RF_HAVE_AVX2 */
 
 /* What the CPU has and the build compiled; rf_isa asks once and keeps the answer (every product
@@ -617,16 +652,28 @@ static void name(real *dst, int64_t ldd, const real *src, int64_t lds, int64_t r
 RF_TRANSPOSE_TILES(float, transpose_tiles_f32)
 RF_TRANSPOSE_TILES(double, transpose_tiles_f64)
 
+/* n x n blocks in registers (kernel), the edges element by element. */
+#define RF_TRANSPOSE_REGS(kernel, n, sfx)                                                       \
+    do {                                                                                        \
+        const int64_t Rn = R / (n) * (n), Cn = C / (n) * (n);                                   \
+        for (int64_t r = 0; r < Rn; r += (n))                                                   \
+            for (int64_t c = 0; c < Cn; c += (n))                                               \
+                kernel(dst + c * ldd + r, ldd, src + r * lds + c, lds);                         \
+        transpose_tiles_##sfx(dst, ldd, src, lds, 0, Rn, Cn, C);                                \
+        transpose_tiles_##sfx(dst, ldd, src, lds, Rn, R, 0, C);                                 \
+    } while (0)
+
 void rf_transpose_blocks_f32(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t R,
                              int64_t C) {
 #ifdef RF_HAVE_AVX512
-    if (rf_isa() == RF_ISA_AVX512) { /* 16x16 blocks in registers, the edges element by element */
-        const int64_t R16 = R / 16 * 16, C16 = C / 16 * 16;
-        for (int64_t r = 0; r < R16; r += 16)
-            for (int64_t c = 0; c < C16; c += 16)
-                tr16_f32(dst + c * ldd + r, ldd, src + r * lds + c, lds);
-        transpose_tiles_f32(dst, ldd, src, lds, 0, R16, C16, C);
-        transpose_tiles_f32(dst, ldd, src, lds, R16, R, 0, C);
+    if (rf_isa() == RF_ISA_AVX512) {
+        RF_TRANSPOSE_REGS(tr16_f32, 16, f32);
+        return;
+    }
+#endif
+#ifdef RF_HAVE_AVX2
+    if (rf_isa() == RF_ISA_AVX2) {
+        RF_TRANSPOSE_REGS(tr8_f32, 8, f32);
         return;
     }
 #endif
@@ -635,5 +682,11 @@ void rf_transpose_blocks_f32(float *dst, int64_t ldd, const float *src, int64_t 
 
 void rf_transpose_blocks_f64(double *dst, int64_t ldd, const double *src, int64_t lds, int64_t R,
                              int64_t C) {
+#ifdef RF_HAVE_AVX2
+    if (rf_isa() != RF_ISA_GENERIC) { /* AVX-512 too: 4x4 blocks */
+        RF_TRANSPOSE_REGS(tr4_f64, 4, f64);
+        return;
+    }
+#endif
     transpose_tiles_f64(dst, ldd, src, lds, 0, R, 0, C);
 }

@@ -396,6 +396,37 @@ static void check_errors(void) {
           "strerror");
 }
 
+/* The internal transpose (rf_common.h: the packed weights and the weight gradients' layout):
+ * every (R, C) up to 40 by 40, with leading dimensions wider than the rows, so the register
+ * blocks (8x8, 16x16 float; 4x4 double), their edges and the element-wise tiles all run; the
+ * destination's padding stays untouched. */
+void rf_transpose_blocks_f32(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t R,
+                             int64_t C);
+void rf_transpose_blocks_f64(double *dst, int64_t ldd, const double *src, int64_t lds, int64_t R,
+                             int64_t C);
+static void check_transposes(void) {
+    enum { N = 40, LD = N + 3 };
+    float *sf = malloc(sizeof(float) * N * LD), *df = malloc(sizeof(float) * N * LD);
+    double *sd = malloc(sizeof(double) * N * LD), *dd = malloc(sizeof(double) * N * LD);
+    for (int i = 0; i < N * LD; i++) sf[i] = (float)(sd[i] = i + 0.5);
+    for (int64_t R = 1; R <= N; R++)
+        for (int64_t C = 1; C <= N; C++) {
+            const int64_t lds = C + (R + C) % 4, ldd = R + (R * C) % 3;
+            for (int i = 0; i < N * LD; i++) df[i] = -1, dd[i] = -1;
+            rf_transpose_blocks_f32(df, ldd, sf, lds, R, C);
+            rf_transpose_blocks_f64(dd, ldd, sd, lds, R, C);
+            int bad = 0;
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t r = 0; r < ldd; r++) {
+                    const double want = r < R ? sd[r * lds + c] : -1;
+                    bad += df[c * ldd + r] != (float)want || dd[c * ldd + r] != want;
+                }
+            for (int64_t i = C * ldd; i < N * LD; i++) bad += df[i] != -1 || dd[i] != -1;
+            CHECK(!bad, "transpose R=%d C=%d: %d wrong elements\n", (int)R, (int)C, bad);
+        }
+    free(sf); free(df); free(sd); free(dd);
+}
+
 int main(void) {
     /* (T, B, I, H): small-path shapes (incl. B=1, T=1, odd H), then large-path ones
      * (B*G*H*H > 2^20: built with -DRF_SMALL_MACS=1048576 -DRF_SMALL_MIN_ROWS=1). Built with
@@ -432,6 +463,7 @@ int main(void) {
         check_nested_f32(cell, 6, 7, 5, 33);
     }
     check_errors();
+    check_transposes();
     printf("kernels' instruction set: %s\n", rnnfast_isa());
     printf("rnnfast C tests: %d failure(s); worst relative gradient error %.2e\n", failures,
            worst);
