@@ -34,10 +34,11 @@ size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t 
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     if (rf_small(T, B, G, H)) { /* alignment slack, one chunk's gate gradients, packed weights */
-        const int64_t rows = rf_bwd_chunk_steps(T, B, GH) * B; /* and, far apart, packed */
+        const int64_t rows = rf_bwd_chunk_steps(T, B, GH) * B; /* and, far apart, packed with */
+        /* the chunk's x^T and h_prev^T */
         return (size_t)(RF_PAD + rf_pad(rows * GH) + rf_bwd_small_extra(I, H, GH) +
                         (rf_chunk_packed_used(GH, (int64_t)sizeof(double))
-                             ? rf_pad(rf_packed_len(rows, GH)) : 0));
+                             ? rf_pad(rf_packed_len(rows, GH)) + rf_pad((I + H) * rows) : 0));
     }
     /* alignment slack, gate gradients, ones */
     return (size_t)(RF_PAD + rf_pad(T * B * GH) + rf_pad(T * B));
@@ -321,7 +322,8 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
         if (tr.solo) rf_barrier(nt); /* thread 0 ran the last steps alone: they are in */
         if (f) RF_F(rf_wgrad_dx_rows)(w, t0, t1, nt, it);
         else RF_F(rf_wgrad_dx_chunk)(w, b0, b1, t0, t1);
-        rf_barrier(nt); /* the chunk's gate gradients are in */
+        if (w->pa) RF_F(rf_wgrad_pack_a_chunk)(w, t0, t1, nt, it);
+        rf_barrier(nt); /* the chunk's gate gradients (and A panels) are in */
         RF_F(rf_wgrad_cols_chunk)(w, j0, j1, t0, t1);
         if (t0 > 0) rf_barrier(nt); /* before the next chunk overwrites them */
         t1 = t0;
@@ -353,8 +355,10 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
         w.ones = NULL;
         RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, GH, &a.w_hh, &w.w_ih);
         w.tw = ws; /* free once the products are done */
-        if (rf_chunk_packed_used(GH, (int64_t)sizeof(real)))
+        if (rf_chunk_packed_used(GH, (int64_t)sizeof(real))) {
             w.pk = ws + rf_bwd_small_extra(I, H, GH);
+            w.pa = w.pk + rf_pad(rf_packed_len(a.Tc * B, GH));
+        }
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);

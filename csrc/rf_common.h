@@ -556,15 +556,19 @@ void rf_mmp_cols_f64(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, con
                      int64_t lda, int64_t acs, const double *Bp, int64_t kp, double *C,
                      int64_t ldc);
 
-/* Both operands packed, for the weight gradients of large problems (rf_wgrad_packed): A (M,K)
- * in panels of up to 12 rows, each k-major, written by rf_pack_at from A(i,k) = rows[k][i0 + i];
- * B packed as for rf_mmp. C += A @ B with the same per-element order as rf_mm. rf_mm.c. */
-void rf_pack_at_f32(float *Ap, int64_t M, int64_t K, const float *const *rows, int64_t i0);
-void rf_pack_at_f64(double *Ap, int64_t M, int64_t K, const double *const *rows, int64_t i0);
-void rf_mm_pp_f32(int64_t M, int64_t N, int64_t K, const float *Ap, const float *Bm, int64_t kp,
-                  float *C, int64_t ldc);
-void rf_mm_pp_f64(int64_t M, int64_t N, int64_t K, const double *Ap, const double *Bm,
-                  int64_t kp, double *C, int64_t ldc);
+/* Both operands packed, for the weight gradients of large problems (rf_wgrad_packed,
+ * rf_wgrad_cols_chunk): A (M,K) in panels of up to 12 rows, each k-major, written by rf_pack_at
+ * from A(i,k) = rows[k - k0][i0 + i] for its columns k0..k1-1 (a share); B packed as for rf_mmp
+ * (full width N, kp rows a panel), of which C (M,n) += A @ B[:, c0:c0+n], B's rows from Bp.
+ * Same per-element order as rf_mm. rf_mm.c. */
+void rf_pack_at_f32(float *Ap, int64_t M, int64_t K, const float *const *rows, int64_t i0,
+                    int64_t k0, int64_t k1);
+void rf_pack_at_f64(double *Ap, int64_t M, int64_t K, const double *const *rows, int64_t i0,
+                    int64_t k0, int64_t k1);
+void rf_mm_pp_f32(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const float *Ap,
+                  const float *Bp, int64_t kp, float *C, int64_t ldc);
+void rf_mm_pp_f64(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const double *Ap,
+                  const double *Bp, int64_t kp, double *C, int64_t ldc);
 
 /* The small path's weight gradients run on packed operands (rf_wgrad_packed) when the gate
  * gradient's rows lie at least RF_WGRAD_PACK_BYTES apart and the products have at least
@@ -589,7 +593,10 @@ static inline int rf_wgrad_packed_used(int64_t T, int64_t B, int64_t I, int64_t 
  * packed (each thread its own columns, rf_pack_block) when its rows lie at least
  * RF_WGRAD_PACK_BYTES apart. Same sums, same bits; forward+backward, in-process A/B on Zen 4:
  * (128,100,512,512) 0.89-0.95, (64,100,128,256) 0.94 (double 0.93); workspace: one more chunk of
- * the gate gradient. */
+ * the gate gradient. Their A operands, the chunk's x^T and h_prev^T, are then packed too (the
+ * threads a share each, rf_wgrad_pack_a_chunk; workspace (I + H) times the chunk's rows): on
+ * Zen 3 (AVX2), one core, a 512x1024x512 product ran at 0.74-0.76 of its time with A a
+ * transposed view, packing included. */
 static inline int rf_chunk_packed_used(int64_t GH, int64_t elem_size) {
     return GH * elem_size >= RF_WGRAD_PACK_BYTES;
 }

@@ -27,7 +27,8 @@
  *    the tiles measured 4-14% slower; fewer than 4 rows) 4 rows x 4 vectors of C in 16
  *    registers, or one row x 8 vectors for the rows left over (mm_vec);
  *  - both operands packed (rf_mm_pp, with rf_pack_at: the weight gradients of large problems,
- *    rf_wgrad_packed in rf_real.h): the same tiles, A's rows of a tile k-major in one panel.
+ *    rf_wgrad_packed and the LSTM's rf_wgrad_cols_chunk in rf_real.h): the same tiles, A's rows
+ *    of a tile k-major in one panel.
  *    A 512x512x12800 product with A a transposed view (x^T), rows 2 KB apart, on one core:
  *    59-67 GFLOP/s plain, 101-102 packed (packing B alone: 70-75).
  */
@@ -80,11 +81,11 @@ static inline void tile_rows(int64_t M, int64_t q, int64_t *i, int *mr) {
     tile_rows_of(M, 12, q, i, mr);
 }
 
-/* C += A B with A in panels (rf_pack_at) and B packed (rf_pack layout, kp rows a panel). */
-#define RF_GENERIC_PP(real, name, np, packed_ld)                                                \
-static void name(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int64_t kp,  \
-                 real *C, int64_t ldc) {                                                        \
-    const int64_t ldb = packed_ld(N);                                                           \
+/* C += A B with A in panels (rf_pack_at) and B packed (rf_pack layout: panels of np columns,
+ * rows ldb apart, ps apart; Bm at a panel's edge or within one panel), N columns of it. */
+#define RF_GENERIC_PP(real, name, np)                                                           \
+static void name(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int64_t ldb,  \
+                 int64_t ps, real *C, int64_t ldc) {                                            \
     for (int64_t q = 0, off = 0; q < tile_blocks(M); q++) {                                     \
         int64_t i0;                                                                             \
         int mr;                                                                                 \
@@ -94,7 +95,7 @@ static void name(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm
             for (int64_t k = 0; k < K; k++) {                                                   \
                 const real a = Ap[off + k * mr + r];                                            \
                 for (int64_t j0 = 0; j0 < N; j0 += (np)) {                                      \
-                    const real *b = Bm + j0 / (np) * kp * ldb + k * ldb - j0;                   \
+                    const real *b = Bm + j0 / (np) * ps + k * ldb - j0;                         \
                     const int64_t j1 = N - j0 < (np) ? N : j0 + (np);                           \
                     for (int64_t j = j0; j < j1; j++) c_i[j] = c_i[j] + a * b[j];               \
                 }                                                                               \
@@ -103,8 +104,8 @@ static void name(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm
         off += (int64_t)mr * K;                                                                 \
     }                                                                                           \
 }
-RF_GENERIC_PP(float, mm_pp_generic_f32, RF_NP_F32, rf_packed_ld_f32)
-RF_GENERIC_PP(double, mm_pp_generic_f64, RF_NP_F64, rf_packed_ld_f64)
+RF_GENERIC_PP(float, mm_pp_generic_f32, RF_NP_F32)
+RF_GENERIC_PP(double, mm_pp_generic_f64, RF_NP_F64)
 
 #ifdef RF_HAVE_AVX2
 #ifndef RF_KC
@@ -606,15 +607,17 @@ RF_MMP_COLS(float, f32)
 RF_MMP_COLS(double, f64)
 
 /* A (M,K) in panels: block q of tile_rows, element (i,k) at Ap[off_q + k * mr + (i - i_q)],
- * off_q the sum of mr * K over the blocks before it; A(i,k) = rows[k][i0 + i]. */
+ * off_q the sum of mr * K over the blocks before it; A(i,k) = rows[k - k0][i0 + i], for the
+ * columns k in [k0,k1) only (a thread's share, or a piece that fits the caller's rows array). */
 #define RF_PACK_AT(real, sfx)                                                                   \
-void rf_pack_at_##sfx(real *Ap, int64_t M, int64_t K, const real *const *rows, int64_t i0) {   \
+void rf_pack_at_##sfx(real *Ap, int64_t M, int64_t K, const real *const *rows, int64_t i0,     \
+                      int64_t k0, int64_t k1) {                                                 \
     for (int64_t q = 0, off = 0; q < tile_blocks(M); q++) {                                     \
         int64_t i;                                                                              \
         int mr;                                                                                 \
         tile_rows(M, q, &i, &mr);                                                               \
-        for (int64_t k = 0; k < K; k++)                                                         \
-            memcpy(Ap + off + k * mr, rows[k] + i0 + i, (size_t)mr * sizeof(real));             \
+        for (int64_t k = k0; k < k1; k++)                                                       \
+            memcpy(Ap + off + k * mr, rows[k - k0] + i0 + i, (size_t)mr * sizeof(real));        \
         off += (int64_t)mr * K;                                                                 \
     }                                                                                           \
 }
@@ -622,18 +625,32 @@ RF_PACK_AT(float, f32)
 RF_PACK_AT(double, f64)
 
 #define RF_MM_PP_CASE(ISA, isa, sfx)                                                            \
-    case ISA:                                                                                   \
-        mm_pp_##sfx##_##isa(M, N, K, Ap, Bm, rf_packed_ld_##sfx(N), kp * rf_packed_ld_##sfx(N), \
-                            C, ldc);                                                            \
-        return;
-#define RF_MM_PP(real, sfx)                                                                     \
-void rf_mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm,           \
-                    int64_t kp, real *C, int64_t ldc) {                                         \
+    case ISA: mm_pp_##sfx##_##isa(M, n, K, Ap, Bm, ldb, ps, C, ldc); return;
+/* n columns of a packed B (rows ldb apart, panels ps apart) from Bm, at a panel's edge or within
+ * one panel. */
+#define RF_MM_PP_RUN(real, sfx)                                                                 \
+static void mm_pp_run_##sfx(int64_t M, int64_t n, int64_t K, const real *Ap, const real *Bm,    \
+                            int64_t ldb, int64_t ps, real *C, int64_t ldc) {                    \
     switch (rf_isa()) {                                                                         \
     RF_VECTOR_CASES(RF_MM_PP_CASE, sfx)                                                         \
     default: break;                                                                             \
     }                                                                                           \
-    mm_pp_generic_##sfx(M, N, K, Ap, Bm, kp, C, ldc);                                           \
+    mm_pp_generic_##sfx(M, n, K, Ap, Bm, ldb, ps, C, ldc);                                      \
+}
+RF_MM_PP_RUN(float, f32)
+RF_MM_PP_RUN(double, f64)
+
+/* Columns [c0, c0 + n) of a packed B of full width N, from its row at Bp (kp rows a panel),
+ * as rf_mmp_cols: the part of the first panel, then whole panels. */
+#define RF_MM_PP(real, sfx)                                                                     \
+void rf_mm_pp_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const real *Ap,    \
+                    const real *Bp, int64_t kp, real *C, int64_t ldc) {                         \
+    const int64_t np = rf_np_##sfx(), ldb = rf_packed_ld_##sfx(N), ps = kp * ldb;               \
+    const int64_t e = c0 % np ? (c0 / np + 1) * np : c0, end = c0 + n;                          \
+    if (e > c0)                                                                                 \
+        mm_pp_run_##sfx(M, (e < end ? e : end) - c0, K, Ap, Bp + c0 / np * ps + c0 % np, ldb,   \
+                        ps, C, ldc);                                                            \
+    if (end > e) mm_pp_run_##sfx(M, end - e, K, Ap, Bp + e / np * ps, ldb, ps, C + (e - c0), ldc);\
 }
 RF_MM_PP(float, f32)
 RF_MM_PP(double, f64)
