@@ -25,6 +25,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Never -ffast-math: it deletes isnan checks and flips flush-to-zero for the whole process.
 BASE_CFLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-Wall",
                "-Wno-unused-function", "-Wno-unknown-pragmas"]
+# Loops at 64-byte boundaries, when the compiler takes the flag: the products' inner loops are a
+# few cache lines long, and where they fell otherwise depended on unrelated code before them in
+# the file (an edit elsewhere in csrc/rf_mm.c moved them by 32 bytes and slowed every small
+# shape's forward and backward by 8-14% on a Zen 3).
+ALIGN_CFLAGS = ["-falign-loops=64"]
+
+
+def _compiler_accepts(compiler, flags):
+    """Compile an empty C function with these extra flags; True if the compiler takes them."""
+    tmp = tempfile.mkdtemp()
+    try:
+        path = os.path.join(tmp, "flag_check.c")
+        with open(path, "w") as f:
+            f.write("int rnnfast_flag_check(void) { return 0; }\n")
+        compiler.compile([path], output_dir=tmp, extra_postargs=["-Werror", *flags])
+        return True
+    except Exception:  # any compiler failure means: leave the flags out
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _compiler_has_openmp(compiler):
@@ -52,8 +72,9 @@ class BuildExt(build_ext):
             print("rnnfast: the compiler has no usable OpenMP; building single-threaded kernels",
                   file=sys.stderr)
         sanitize = os.environ.get("RNNFAST_SANITIZE", "0") not in ("", "0")
+        align = ALIGN_CFLAGS if _compiler_accepts(self.compiler, ALIGN_CFLAGS) else []
         for ext in self.extensions:
-            ext.extra_compile_args = list(BASE_CFLAGS)
+            ext.extra_compile_args = list(BASE_CFLAGS) + align
             ext.extra_link_args = []
             if use_omp:
                 ext.extra_compile_args.append("-fopenmp")
