@@ -73,6 +73,10 @@ class BuildExt(build_ext):
                   file=sys.stderr)
         sanitize = os.environ.get("RNNFAST_SANITIZE", "0") not in ("", "0")
         align = ALIGN_CFLAGS if _compiler_accepts(self.compiler, ALIGN_CFLAGS) else []
+        if not align:
+            print(f"rnnfast: the compiler does not take {' '.join(ALIGN_CFLAGS)}; building without "
+                  "it (the kernels' speed may then vary from build to build by a few percent)",
+                  file=sys.stderr)
         for ext in self.extensions:
             ext.extra_compile_args = list(BASE_CFLAGS) + align
             ext.extra_link_args = []

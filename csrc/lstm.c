@@ -34,8 +34,8 @@ size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t 
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     if (rf_small(T, B, G, H)) { /* alignment slack, one chunk's gate gradients, packed weights */
-        const int64_t rows = rf_bwd_chunk_steps(T, B, GH) * B; /* and, far apart, packed with */
-        /* the chunk's x^T and h_prev^T */
+        /* and, when the rows are far apart, the chunk packed and its x^T, h_prev^T panels */
+        const int64_t rows = rf_bwd_chunk_steps(T, B, GH) * B;
         return (size_t)(RF_PAD + rf_pad(rows * GH) + rf_bwd_small_extra(I, H, GH) +
                         (rf_chunk_packed_used(GH, (int64_t)sizeof(double))
                              ? rf_pad(rf_packed_len(rows, GH)) + rf_pad((I + H) * rows) : 0));
@@ -300,8 +300,9 @@ RF_MULTIVERSION(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_
  * dh += da[t] @ W_hh (columns [u0,u1) of W_hh), or, after the trial (rf_trial_bwd_top), perhaps
  * thread 0 alone with the others skipping the steps, then a barrier; after the chunk, a share of
  * the chunk's rows of dx (every step has its own rows of the chunk's gate gradients, and the
- * barriers below keep the next chunk from overwriting them). Then, after a barrier, its
- * columns of dW_ih^T, dW_hh^T and db for the chunk. */
+ * barriers below keep the next chunk from overwriting them), and its share of the chunk's A
+ * panels when both operands are packed. Then, after a barrier, its columns of dW_ih^T, dW_hh^T
+ * and db for the chunk. */
 static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgrad) *w,
                                       rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, GH = 4 * H, Tc = a->Tc, T = a->T;
@@ -325,7 +326,7 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
         if (w->pa) RF_F(rf_wgrad_pack_a_chunk)(w, t0, t1, nt, it);
         rf_barrier(nt); /* the chunk's gate gradients (and A panels) are in */
         RF_F(rf_wgrad_cols_chunk)(w, j0, j1, t0, t1);
-        if (t0 > 0) rf_barrier(nt); /* before the next chunk overwrites them */
+        if (t0 > 0) rf_barrier(nt); /* before the next chunk overwrites them and the panels */
         t1 = t0;
     }
     rf_barrier(nt); /* the weight copies' space is free for rf_wgrad_finish */

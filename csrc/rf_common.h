@@ -556,7 +556,7 @@ void rf_mmp_cols_f64(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, con
                      int64_t lda, int64_t acs, const double *Bp, int64_t kp, double *C,
                      int64_t ldc);
 
-/* Both operands packed, for the weight gradients of large problems (rf_wgrad_packed,
+/* Both operands packed, for the small path's larger weight gradients (rf_wgrad_packed,
  * rf_wgrad_cols_chunk): A (M,K) in panels of up to 12 rows, each k-major, written by rf_pack_at
  * from A(i,k) = rows[k - k0][i0 + i] for its columns k0..k1-1 (a share); B packed as for rf_mmp
  * (full width N, kp rows a panel), of which C (M,n) += A @ B[:, c0:c0+n], B's rows from Bp.

@@ -502,8 +502,9 @@ static int rf_detect_isa(void) {
     __builtin_cpu_init();
 #ifdef RF_HAVE_AVX512
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-        return RF_ISA_AVX512;
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return RF_ISA_AVX512; /* its kernels use AVX2 and FMA too (rf_common.h) */
 #endif
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RF_ISA_AVX2;
 #endif

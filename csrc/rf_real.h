@@ -585,8 +585,9 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) 
  * (w->da_in, w->da_hh: step t at row block t % Tc), so backward's workspace stays O(Tc*B*GH)
  * and in cache. After each chunk: the dx rows of one thread's batch slice (the unit split: a
  * share of the chunk's rows, rf_wgrad_dx_rows, after a barrier when thread 0 ran the steps
- * alone), a barrier, then each thread adds the chunk's part of its columns of dW^T and db, and a
- * barrier before the next chunk overwrites the gate gradients. Every element sums the same
+ * alone) and, with both operands packed, a share of the chunk's A panels (rf_wgrad_pack_a_chunk),
+ * a barrier, then each thread adds the chunk's part of its columns of dW^T and db, and a barrier
+ * before the next chunk overwrites the gate gradients and the panels. Every element sums the same
  * products in an order fixed by the shape (chunk by chunk, last chunk first), whatever the
  * thread count. */
 static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1,
@@ -621,9 +622,9 @@ static inline void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t t0, i
     RF_F(rf_mmp)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, dx, I);
 }
 
-/* The rows of h_prev for the chunk's dW_hh^T (h_prev = h0 at step 0, else y[t-1]): the first
- * of them (*first: y[t0-1], or h0, or y[0] when h0 is missing and step 0 is skipped), the
- * first step they pair with (*ts) and their count. */
+/* The rows of h_prev for the chunk's dW_hh^T (h_prev = h0 at step 0, else y[t-1]): their
+ * count, and the first step they pair with (*ts: t0, or 1 when h0 is missing and step 0 is
+ * skipped). */
 static inline int64_t RF_F(rf_chunk_hprev)(const RF_F(rf_wgrad) *w, int64_t t0, int64_t t1,
                                            int64_t *ts) {
     *ts = t0 == 0 && !w->h0 ? 1 : t0;
@@ -638,7 +639,8 @@ static inline const real *RF_F(rf_hprev_row)(const RF_F(rf_wgrad) *w, int64_t ts
 
 /* With both operands packed (w->pa): thread `it` of `nt` packs its share of the chunk's rows of
  * x^T (I, K) and h_prev^T (H, K_h) into w->pa, before the barrier that precedes the chunk's
- * weight-gradient products (and after the last chunk's, which read w->pa, ended in a barrier).
+ * weight-gradient products (and after the barrier that ended the previous chunk's, which read
+ * w->pa).
  * A transposed view as the A operand (rows I or H apart, one cache line per k) ran the AVX2
  * products at 0.75 of the packed ones' speed here. */
 static inline void RF_F(rf_wgrad_pack_a_chunk)(const RF_F(rf_wgrad) *w, int64_t t0, int64_t t1,
