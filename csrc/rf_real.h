@@ -455,6 +455,13 @@ typedef struct {
     real *pa;  /* the LSTM with pk: the chunk's A panels, x^T then h_prev^T ((I + H) * rows) */
 } RF_F(rf_wgrad);
 
+/* Row k of h_prev = (h0; y[0], ..., y[T-2]) counted from step ts's rows: h0's first when
+ * ts == 0 (the weight gradients' A operand of dW_hh^T). */
+static inline const real *RF_F(rf_hprev_row)(const RF_F(rf_wgrad) *w, int64_t ts, int64_t k) {
+    const int64_t B = w->B, H = w->H, r = ts * B + k; /* row of (h0; y) */
+    return r < B ? w->h0 + r * H : w->y + (r - B) * H;
+}
+
 /* Large problems: single GEMMs over all steps (the BLAS's threads). */
 static inline void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgrad) *w) {
     const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B;
@@ -517,7 +524,7 @@ static inline void RF_F(rf_wgrad_packed)(const RF_F(rf_wgrad) *w, int nt, int it
         if (r1 <= r0) continue;
         for (int64_t k = 0; k < kc; k++) {
             const int64_t kk = pc + k;
-            rows[k] = !hh ? w->x + kk * M : kk < B ? w->h0 + kk * M : w->y + (kk - B) * M;
+            rows[k] = !hh ? w->x + kk * M : RF_F(rf_hprev_row)(w, 0, kk);
         }
         RF_F(rf_pack_at)(Ap, r1 - r0, kc, rows, r0, 0, kc);
         RF_F(rf_mm_pp)(r1 - r0, GH, 0, GH, kc, Ap, Bp, RF_WKC, tt + r0 * GH, GH);
@@ -631,12 +638,6 @@ static inline int64_t RF_F(rf_chunk_hprev)(const RF_F(rf_wgrad) *w, int64_t t0, 
     return (t1 - *ts) * w->B;
 }
 
-/* Row k of h_prev counted from step ts's: h0's rows first when ts == 0. */
-static inline const real *RF_F(rf_hprev_row)(const RF_F(rf_wgrad) *w, int64_t ts, int64_t k) {
-    const int64_t B = w->B, H = w->H, r = ts * B + k; /* row of (h0; y) */
-    return r < B ? w->h0 + r * H : w->y + (r - B) * H;
-}
-
 /* With both operands packed (w->pa): thread `it` of `nt` packs its share of the chunk's rows of
  * x^T (I, K) and h_prev^T (H, K_h) into w->pa, before the barrier that precedes the chunk's
  * weight-gradient products (and after the barrier that ended the previous chunk's, which read
@@ -649,17 +650,15 @@ static inline void RF_F(rf_wgrad_pack_a_chunk)(const RF_F(rf_wgrad) *w, int64_t 
     int64_t ts, k0, k1;
     const int64_t Kh = RF_F(rf_chunk_hprev)(w, t0, t1, &ts);
     const real *rows[RF_WKC];
-    rf_slice(K, nt, it, &k0, &k1);
-    for (int64_t p = k0; p < k1; p += RF_WKC) {
-        const int64_t q = k1 - p < RF_WKC ? k1 : p + RF_WKC;
-        for (int64_t k = p; k < q; k++) rows[k - p] = w->x + (t0 * B + k) * I;
-        RF_F(rf_pack_at)(w->pa, I, K, rows, 0, p, q);
-    }
-    rf_slice(Kh, nt, it, &k0, &k1);
-    for (int64_t p = k0; p < k1; p += RF_WKC) {
-        const int64_t q = k1 - p < RF_WKC ? k1 : p + RF_WKC;
-        for (int64_t k = p; k < q; k++) rows[k - p] = RF_F(rf_hprev_row)(w, ts, k);
-        RF_F(rf_pack_at)(w->pa + I * K, w->H, Kh, rows, 0, p, q);
+    for (int hh = 0; hh < 2; hh++) { /* x^T (I, K), then h_prev^T (H, Kh) */
+        const int64_t Km = hh ? Kh : K;
+        rf_slice(Km, nt, it, &k0, &k1);
+        for (int64_t p = k0; p < k1; p += RF_WKC) { /* as many rows as `rows` holds at a time */
+            const int64_t q = k1 - p < RF_WKC ? k1 : p + RF_WKC;
+            for (int64_t k = p; k < q; k++)
+                rows[k - p] = hh ? RF_F(rf_hprev_row)(w, ts, k) : w->x + (t0 * B + k) * I;
+            RF_F(rf_pack_at)(w->pa + (hh ? I * K : 0), hh ? w->H : I, Km, rows, 0, p, q);
+        }
     }
 }
 
