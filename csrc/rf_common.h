@@ -591,14 +591,20 @@ static inline int rf_wgrad_packed_used(int64_t T, int64_t B, int64_t I, int64_t 
 }
 /* The LSTM's chunked weight gradients (rf_wgrad_cols_chunk) read the chunk's gate gradient
  * packed (each thread its own columns, rf_pack_block) when its rows lie at least
- * RF_WGRAD_PACK_BYTES apart. Same sums, same bits; forward+backward, in-process A/B on Zen 4:
+ * RF_CHUNK_PACK_BYTES apart. Same sums, same bits; forward+backward, in-process A/B on Zen 4:
  * (128,100,512,512) 0.89-0.95, (64,100,128,256) 0.94 (double 0.93); workspace: one more chunk of
  * the gate gradient. Their A operands, the chunk's x^T and h_prev^T, are then packed too (the
  * threads a share each, rf_wgrad_pack_a_chunk; workspace (I + H) times the chunk's rows): on
  * Zen 3 (AVX2), one core, a 512x1024x512 product ran at 0.74-0.76 of its time with A a
- * transposed view, packing included. */
+ * transposed view, packing included. On Zen 3 the threshold is 640 bytes, not 2 KB: packed /
+ * plain, forward+backward, float (B,T,I,H) = (32,50,32,64) 0.94-0.95, (32,50,32,48) 0.96,
+ * (32,50,32,40) 0.97, (64,100,32,48) 0.94; double (32,50,32,24) 0.96; but at 512 bytes, float
+ * (32,50,32,32) 1.04 and double (32,50,32,16) 1.0. */
+#ifndef RF_CHUNK_PACK_BYTES
+#define RF_CHUNK_PACK_BYTES 640
+#endif
 static inline int rf_chunk_packed_used(int64_t GH, int64_t elem_size) {
-    return GH * elem_size >= RF_WGRAD_PACK_BYTES;
+    return GH * elem_size >= RF_CHUNK_PACK_BYTES;
 }
 /* Workspace of rf_wgrad_packed (for either dtype): one block of the gate gradient, packed, and
  * the A panels of every thread's rows of one product. */

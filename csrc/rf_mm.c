@@ -617,8 +617,16 @@ void rf_pack_at_##sfx(real *Ap, int64_t M, int64_t K, const real *const *rows, i
         int64_t i;                                                                              \
         int mr;                                                                                 \
         tile_rows(M, q, &i, &mr);                                                               \
-        for (int64_t k = k0; k < k1; k++)                                                       \
-            memcpy(Ap + off + k * mr, rows[k - k0] + i0 + i, (size_t)mr * sizeof(real));        \
+        if (mr >= 8) /* two copies of 8 of known size, overlapping: inlined, unlike a call */  \
+            for (int64_t k = k0; k < k1; k++) {                                                 \
+                const real *src = rows[k - k0] + i0 + i;                                        \
+                real *dst = Ap + off + k * mr;                                                  \
+                memcpy(dst, src, 8 * sizeof(real));                                             \
+                memcpy(dst + mr - 8, src + mr - 8, 8 * sizeof(real));                           \
+            }                                                                                   \
+        else                                                                                    \
+            for (int64_t k = k0; k < k1; k++)                                                   \
+                memcpy(Ap + off + k * mr, rows[k - k0] + i0 + i, (size_t)mr * sizeof(real));    \
         off += (int64_t)mr * K;                                                                 \
     }                                                                                           \
 }

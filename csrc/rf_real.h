@@ -379,9 +379,13 @@ static inline void RF_F(rf_pack_block)(real *Bp, int64_t kp, const real *src, in
     const int64_t np = RF_F(rf_np)(), ld = RF_F(rf_packed_ld)(N);
     for (int64_t c = j0; c < j1;) {
         const int64_t e = (c / np + 1) * np < j1 ? (c / np + 1) * np : j1;
+        const size_t len = (size_t)(e - c) * sizeof(real);
         real *dst = Bp + c / np * kp * ld + c % np;
-        for (int64_t k = k0; k < k1; k++)
-            memcpy(dst + k * ld, src + k * lds + c, (size_t)(e - c) * sizeof(real));
+        if (len == 64) /* a whole AVX2 panel row: a copy of known size, which the compiler */
+            for (int64_t k = k0; k < k1; k++) /* inlines (a call per row cost more than it) */
+                memcpy(dst + k * ld, src + k * lds + c, 64);
+        else
+            for (int64_t k = k0; k < k1; k++) memcpy(dst + k * ld, src + k * lds + c, len);
         c = e;
     }
 }

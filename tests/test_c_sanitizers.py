@@ -6,7 +6,8 @@ against finite differences in double, 1 vs 2 threads bitwise, every error code f
 pointers. Skipped only when there is no C compiler. The build moves the small/large switch
 (RF_SMALL_MACS: B*G*H*H per step down to 2^20; RF_SMALL_MIN_ROWS: T*B down to 1) so that both
 paths run on shapes cheap enough for the sanitizers and the naive BLAS, and likewise the switch
-to packed weight-gradient products (RF_WGRAD_PACK_MACS, RF_WGRAD_PACK_BYTES) and to the unit
+to packed weight-gradient products (RF_WGRAD_PACK_MACS, RF_WGRAD_PACK_BYTES; the LSTM's
+RF_CHUNK_PACK_BYTES) and to the unit
 split of one sequence over the threads (RF_UNITS_MIN_BYTES), and shortens that split's trial
 against thread 0 alone (RF_TRIAL_STEPS, RF_TRIAL_MIN_T: 2 steps split, 2 alone, from 5 steps; two
 builds fix its outcome, TRIAL_FORCE) and the chunks of steps: the inference's
@@ -19,7 +20,7 @@ The same command by hand, from the checkout:
     cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \\
        -fno-omit-frame-pointer -fopenmp -DRNNFAST_OPENMP -DRF_SMALL_MACS=1048576 \\
        -DRF_SMALL_MIN_ROWS=1 -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0 \\
-       -DRF_UNITS_MIN_BYTES=0 -DRF_TRIAL_STEPS=2 -DRF_TRIAL_MIN_T=5 \\
+       -DRF_CHUNK_PACK_BYTES=0 -DRF_UNITS_MIN_BYTES=0 -DRF_TRIAL_STEPS=2 -DRF_TRIAL_MIN_T=5 \\
        -DRF_CHUNK_ELEMS_SMALL=400 -DRF_BWD_CHUNK_ELEMS=1 -DRF_BWD_CHUNK_ROWS=5 \\
        -Icsrc -Itests/c \\
        csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest && /tmp/rnnfast_ctest
@@ -47,6 +48,7 @@ def _build(cc, out, extra):
     sources += sorted(glob.glob(os.path.join(ROOT, "tests", "c", "*.c")))
     cmd = [cc, "-std=c11", "-O1", "-g", "-Wall", *SANITIZE, *extra, "-DRF_SMALL_MACS=1048576",
            "-DRF_SMALL_MIN_ROWS=1", "-DRF_WGRAD_PACK_MACS=2000", "-DRF_WGRAD_PACK_BYTES=0",
+           "-DRF_CHUNK_PACK_BYTES=0",
            "-DRF_UNITS_MIN_BYTES=0", "-DRF_TRIAL_STEPS=2", "-DRF_TRIAL_MIN_T=5",
            "-DRF_CHUNK_ELEMS_SMALL=400", "-DRF_BWD_CHUNK_ELEMS=1", "-DRF_BWD_CHUNK_ROWS=5",
            "-I" + os.path.join(ROOT, "csrc"), "-I" + os.path.join(ROOT, "tests", "c"),

@@ -432,9 +432,9 @@ int main(void) {
      * (B*G*H*H > 2^20: built with -DRF_SMALL_MACS=1048576 -DRF_SMALL_MIN_ROWS=1). Built with
      * -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0, the RNN's and GRU's weight gradients
      * run packed from (I+H)*G*H*T*B = 2000 multiply-adds: some small shapes each way, and
-     * (40,7,3,9) in two blocks of T*B rows (RF_WKC = 256), the last one partial; the LSTM's
-     * chunked ones always run on both operands packed (rf_wgrad_pack_a_chunk), chunk by chunk,
-     * with and without h0. */
+     * (40,7,3,9) in two blocks of T*B rows (RF_WKC = 256), the last one partial; with
+     * -DRF_CHUNK_PACK_BYTES=0, the LSTM's chunked ones always run on both operands packed
+     * (rf_wgrad_pack_a_chunk), chunk by chunk, with and without h0. */
     const int64_t small[][4] = {{4, 3, 5, 7}, {5, 1, 3, 4}, {1, 2, 3, 5}, {3, 5, 2, 19}};
     for (int cell = 0; cell < 4; cell++) {
         for (size_t k = 0; k < sizeof small / sizeof small[0]; k++)
