@@ -639,6 +639,25 @@ void rf_transpose_blocks_f64(double *dst, int64_t ldd, const double *src, int64_
     static void RF_F(base##_generic) params { RF_F(base##_body) args; }                         \
     RF_AVX2_TARGET static void RF_F(base##_avx2) params { RF_F(base##_body) args; }             \
     RF_AVX512_TARGET static void RF_F(base##_avx512) params { RF_F(base##_body) args; }         \
+    RF_DISPATCH(base, params, args)
+
+/* As RF_MULTIVERSION, with the copy's RF_ISA_* value as the body's last argument (a constant
+ * after inlining), for bodies that call code written for one instruction set. */
+#define RF_UNPAREN(...) __VA_ARGS__
+#define RF_MULTIVERSION_ISA(base, params, args)                                                 \
+    static void RF_F(base##_generic) params {                                                   \
+        RF_F(base##_body)(RF_UNPAREN args, RF_ISA_GENERIC);                                     \
+    }                                                                                           \
+    RF_AVX2_TARGET static void RF_F(base##_avx2) params {                                       \
+        RF_F(base##_body)(RF_UNPAREN args, RF_ISA_AVX2);                                        \
+    }                                                                                           \
+    RF_AVX512_TARGET static void RF_F(base##_avx512) params {                                   \
+        RF_F(base##_body)(RF_UNPAREN args, RF_ISA_AVX512);                                      \
+    }                                                                                           \
+    RF_DISPATCH(base, params, args)
+
+/* RF_F(base): the copy for rf_isa(). */
+#define RF_DISPATCH(base, params, args)                                                         \
     static void RF_F(base) params {                                                             \
         switch (rf_isa()) {                                                                     \
         case RF_ISA_AVX512: RF_F(base##_avx512) args; break;                                    \

@@ -2,7 +2,8 @@
 
 Builds tests/c_activations/activations.c with the extension's optimisation flags (setup.py's
 BASE_CFLAGS: -O3 with FMA contraction, never -ffast-math) and runs it: float and double, the
-loops' copy for each instruction set the CPU has (baseline, AVX2, AVX-512), over dense sweeps of
+loops' copy for each instruction set the CPU has (baseline, AVX2, AVX-512, and the float forms
+written with AVX2 intrinsics that the LSTM's gate passes use), over dense sweeps of
 inputs against long double libm. It fails when an error exceeds 8 ulp of the dtype, when tanh
 leaves [-1, 1] or sigmoid [0, 1], or when +-1e30, infinities or NaN do not give their exact
 limits. Skipped only when there is no C compiler. By hand, from the checkout:
@@ -33,3 +34,5 @@ def test_activations_accuracy(tmp_path):
     run = subprocess.run([exe], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "0 failure(s)" in run.stdout, run.stdout[-4000:] + run.stderr
     assert "float tanh (generic)" in run.stdout  # the sweep ran
+    if "float tanh (avx2)" in run.stdout:  # so did the AVX2 intrinsics' forms
+        assert "float LSTM g (avx2 vectors)" in run.stdout

@@ -61,6 +61,27 @@ EVAL_LOOPS(double, sig64, rf_sigmoid_f64(v))
 GATE_LOOPS(float, f32)
 GATE_LOOPS(double, f64)
 
+/* A fourth copy: the float forms written with AVX2 intrinsics (rf_v8_* in rf_real.h, the LSTM's
+ * gate passes), 8 at a time, the last n % 8 masked. */
+#define COPY_V8 (RF_ISA_AVX512 + 1)
+#ifdef RF_HAVE_AVX2
+RF_AVX2_TARGET static void tanh32_v8(const float *x, float *y, long n) {
+    for (long k = 0; k < n; k += 8) rf_v8_store(y + k, n - k, rf_v8_tanh(rf_v8_load(x + k, n - k)));
+}
+RF_AVX2_TARGET static void gatesf32_v8(const float *x, float *y, long n) {
+    for (long k = 0; k < n; k += 8) {
+        __m256 v[4];
+        rf_v8_lstm_gates(rf_v8_load(x + k, n - k), rf_v8_load(x + n + k, n - k),
+                         rf_v8_load(x + 2 * n + k, n - k), rf_v8_load(x + 3 * n + k, n - k),
+                         &v[0], &v[1], &v[2], &v[3]);
+        for (int g = 0; g < 4; g++) rf_v8_store(y + g * n + k, n - k, v[g]);
+    }
+}
+#define V8(f, x, y, n) f##_v8(x, y, n)
+#else
+#define V8(f, x, y, n) (void)0
+#endif
+
 static long double ref_tanh(long double x) { return tanhl(x); }
 static long double ref_sig(long double x) { return 1.0L / (1.0L + expl(-x)); }
 
@@ -109,9 +130,17 @@ int main(void) {
     double *xd = malloc(sizeof(double) * 4 * n), *yd = malloc(sizeof(double) * 4 * n);
     float *xf = malloc(sizeof(float) * 4 * n), *yf = malloc(sizeof(float) * 4 * n);
     if (!xd || !yd || !xf || !yf) return 2;
-    /* every copy up to the best the CPU has (rf_isa): generic, avx2, avx512 */
-    for (int copy = RF_ISA_GENERIC; copy <= rf_isa(); copy++) {
-        const char *tag = copy == RF_ISA_AVX512 ? "avx512"
+    /* every copy up to the best the CPU has (rf_isa): generic, avx2, avx512; then the AVX2
+     * vector forms (float tanh and gates only) when the CPU has AVX2 */
+    for (int copy = RF_ISA_GENERIC; copy <= COPY_V8; copy++) {
+        const int v8 = copy == COPY_V8;
+#ifdef RF_HAVE_AVX2
+        if (v8 ? rf_isa() < RF_ISA_AVX2 : copy > rf_isa()) continue;
+#else
+        if (v8 || copy > rf_isa()) continue;
+#endif
+        const char *tag = v8 ? "avx2 vectors"
+                          : copy == RF_ISA_AVX512 ? "avx512"
                           : copy == RF_ISA_AVX2   ? "avx2"
                                                   : "generic";
         char name[64];
@@ -119,31 +148,36 @@ int main(void) {
         fill(xd, n, 20.0);
         for (long k = 0; k < n; k++) xf[k] = (float)xd[k];
         stat st = {0}, ss = {0};
-        tanh32(copy, xf, yf, n);
+        if (v8) V8(tanh32, xf, yf, n);
+        else tanh32(copy, xf, yf, n);
         for (long k = 0; k < n; k++) {
             acc(&st, ulp_err(yf[k], ref_tanh(xf[k]), 24, -126), xf[k]);
             check(fabsf(yf[k]) <= 1.0f, "float |tanh| <= 1");
         }
-        sig32(copy, xf, yf, n);
-        for (long k = 0; k < n; k++) {
-            acc(&ss, ulp_err(yf[k], ref_sig(xf[k]), 24, -126), xf[k]);
-            check(yf[k] >= 0.0f && yf[k] <= 1.0f, "float sigmoid in [0, 1]");
-        }
         snprintf(name, sizeof name, "float tanh (%s)", tag);
         report(name, &st, MAX_ULP_F32);
-        snprintf(name, sizeof name, "float sigmoid (%s)", tag);
-        report(name, &ss, MAX_ULP_F32);
-        /* double tanh and sigmoid */
-        fill(xd, n, 40.0);
-        stat dt = {0}, ds = {0};
-        tanh64(copy, xd, yd, n);
-        for (long k = 0; k < n; k++) acc(&dt, ulp_err(yd[k], ref_tanh(xd[k]), 53, -1022), xd[k]);
-        sig64(copy, xd, yd, n);
-        for (long k = 0; k < n; k++) acc(&ds, ulp_err(yd[k], ref_sig(xd[k]), 53, -1022), xd[k]);
-        snprintf(name, sizeof name, "double tanh (%s)", tag);
-        report(name, &dt, MAX_ULP_F64);
-        snprintf(name, sizeof name, "double sigmoid (%s)", tag);
-        report(name, &ds, MAX_ULP_F64);
+        if (!v8) { /* the sigmoid and the double forms have no vector copy of their own */
+            sig32(copy, xf, yf, n);
+            for (long k = 0; k < n; k++) {
+                acc(&ss, ulp_err(yf[k], ref_sig(xf[k]), 24, -126), xf[k]);
+                check(yf[k] >= 0.0f && yf[k] <= 1.0f, "float sigmoid in [0, 1]");
+            }
+            snprintf(name, sizeof name, "float sigmoid (%s)", tag);
+            report(name, &ss, MAX_ULP_F32);
+            /* double tanh and sigmoid */
+            fill(xd, n, 40.0);
+            stat dt = {0}, ds = {0};
+            tanh64(copy, xd, yd, n);
+            for (long k = 0; k < n; k++)
+                acc(&dt, ulp_err(yd[k], ref_tanh(xd[k]), 53, -1022), xd[k]);
+            sig64(copy, xd, yd, n);
+            for (long k = 0; k < n; k++)
+                acc(&ds, ulp_err(yd[k], ref_sig(xd[k]), 53, -1022), xd[k]);
+            snprintf(name, sizeof name, "double tanh (%s)", tag);
+            report(name, &dt, MAX_ULP_F64);
+            snprintf(name, sizeof name, "double sigmoid (%s)", tag);
+            report(name, &ds, MAX_ULP_F64);
+        }
         /* the LSTM gates: four shuffled sweeps */
         fill(xd, n, 20.0);
         for (int g = 0; g < 4; g++)
@@ -152,24 +186,44 @@ int main(void) {
                 xf[g * n + k] = (float)xd[g * n + k];
             }
         stat gf[4] = {{0}}, gd[4] = {{0}};
-        gatesf32(copy, xf, yf, n);
-        gatesf64(copy, xd, yd, n);
+        if (v8) V8(gatesf32, xf, yf, n);
+        else gatesf32(copy, xf, yf, n);
+        if (!v8) gatesf64(copy, xd, yd, n);
         for (int g = 0; g < 4; g++)
             for (long k = 0; k < n; k++) {
                 const long i = g * n + k;
                 long double wf = g == 2 ? ref_tanh(xf[i]) : ref_sig(xf[i]);
                 long double wd = g == 2 ? ref_tanh(xd[i]) : ref_sig(xd[i]);
                 acc(&gf[g], ulp_err(yf[i], wf, 24, -126), xf[i]);
-                acc(&gd[g], ulp_err(yd[i], wd, 53, -1022), xd[i]);
+                if (!v8) acc(&gd[g], ulp_err(yd[i], wd, 53, -1022), xd[i]);
             }
         const char *gname[4] = {"i", "f", "g", "o"};
         for (int g = 0; g < 4; g++) {
             snprintf(name, sizeof name, "float LSTM %s (%s)", gname[g], tag);
             report(name, &gf[g], MAX_ULP_F32);
         }
-        for (int g = 0; g < 4; g++) {
+        for (int g = 0; g < 4 && !v8; g++) {
             snprintf(name, sizeof name, "double LSTM %s (%s)", gname[g], tag);
             report(name, &gd[g], MAX_ULP_F64);
+        }
+        if (v8) { /* special values through the vector forms (those of the others: below) */
+            const float sx[8] = {1e30f, -1e30f, INFINITY, -INFINITY, NAN, 1e-30f, -1e-30f, 0.0f};
+            float sy[8], gy[4][8];
+            const float want[8] = {1.0f, -1.0f, 1.0f, -1.0f, NAN, 1e-30f, -1e-30f, 0.0f};
+            const float want_sig[8] = {1.0f, 0.0f, 1.0f, 0.0f, NAN, 0.5f, 0.5f, 0.5f};
+            for (int k = 0; k < 8; k++) xf[k] = xf[n + k] = xf[2 * n + k] = xf[3 * n + k] = sx[k];
+            V8(tanh32, sx, sy, 8);
+            V8(gatesf32, xf, yf, n);
+            for (int g = 0; g < 4; g++)
+                for (int k = 0; k < 8; k++) gy[g][k] = yf[g * n + k];
+            for (int k = 0; k < 8; k++) {
+                const float w = want[k], ws = want_sig[k];
+                check(isnan(w) ? isnan(sy[k]) : sy[k] == w, "float tanh special values (v8)");
+                check(isnan(w) ? isnan(gy[2][k]) : gy[2][k] == w, "LSTM g special values (v8)");
+                for (int g = 0; g < 4; g += g == 1 ? 2 : 1) /* i, f, o */
+                    check(isnan(ws) ? isnan(gy[g][k]) : gy[g][k] == ws,
+                          "LSTM sigmoid gates special values (v8)");
+            }
         }
     }
     /* special values: exact limits, NaN through */
