@@ -210,11 +210,12 @@ RF_INLINE void RF_F(rf_lstm_gates)(real xi, real xf, real xg, real xo, real *i, 
 #if RF_IS_F32 && defined(RF_HAVE_AVX2)
 /* ---- float activations on AVX2 vectors of 8 ------------------------------------------------
  * rf_expneg_f32, rf_tanh_pq_f32, rf_tanh_f32 and rf_lstm_gates_f32 operation for operation, with
- * the multiply-adds where the compiler contracts them in the scalar forms: the same bits as
- * gcc's vectorisation of those (tests/c_activations checks them like the other copies). Written
- * by hand for the LSTM's forward gate pass, where gcc's version of the loop spilled constants
- * and ran at 0.7x this speed (lstm_row_forward_avx2 in lstm.c). Defined once, with the float
- * helpers. The clamps are min/max with the constant first: a NaN input comes out as NaN. */
+ * multiply-adds where the compiler contracts the scalar forms: in the LSTM's gate passes they
+ * gave the same bits as gcc's vectorisation of those forms (measured; tests/c_activations
+ * measures their accuracy like the other copies'). Written by hand for those passes
+ * (lstm_row_forward_avx2, lstm_row_backward_avx2 in lstm.c), where gcc's loops spilled and
+ * reloaded their constants: the forward pass ran at 0.7x this speed. Defined once, with the
+ * float helpers. The clamps are min/max with the constant first: a NaN input comes out as NaN. */
 #include <immintrin.h>
 #define RF_V8_INLINE static inline __attribute__((target("avx2,fma"), always_inline))
 #define RF_V8(c) _mm256_set1_ps(c)
