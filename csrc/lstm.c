@@ -110,20 +110,22 @@ RF_AVX2_TARGET static void lstm_row_forward_avx2(int save_c, int64_t n, float *r
                                                  float *restrict po, float *restrict c_b,
                                                  float *restrict cs, float *restrict y,
                                                  float *restrict h_b) {
-#define RF_LD(p) rf_v8_load((p) + j, n - j)
-#define RF_ST(p, v) rf_v8_store((p) + j, n - j, v)
+#define RF_V8_LD(p) rf_v8_load((p) + j, n - j)
+#define RF_V8_ST(p, v) rf_v8_store((p) + j, n - j, v)
     for (int64_t j = 0; j < n; j += 8) {
         __m256 i, f, g, o;
-        rf_v8_lstm_gates(RF_LD(pi), RF_LD(pf), RF_LD(pg), RF_LD(po), &i, &f, &g, &o);
-        const __m256 c = _mm256_fmadd_ps(f, RF_LD(c_b), _mm256_mul_ps(i, g));
-        RF_ST(pi, i); RF_ST(pf, f); RF_ST(pg, g); RF_ST(po, o); RF_ST(c_b, c);
-        if (save_c) RF_ST(cs, c);
+        rf_v8_lstm_gates(RF_V8_LD(pi), RF_V8_LD(pf), RF_V8_LD(pg), RF_V8_LD(po), &i, &f, &g, &o);
+        const __m256 c = _mm256_fmadd_ps(f, RF_V8_LD(c_b), _mm256_mul_ps(i, g));
+        RF_V8_ST(pi, i); RF_V8_ST(pf, f); RF_V8_ST(pg, g); RF_V8_ST(po, o); RF_V8_ST(c_b, c);
+        if (save_c) RF_V8_ST(cs, c);
     }
     for (int64_t j = 0; j < n; j += 8) { /* a second loop, as in lstm_row_forward */
-        const __m256 h = _mm256_mul_ps(RF_LD(po), rf_v8_tanh(RF_LD(c_b)));
-        RF_ST(y, h); RF_ST(h_b, h);
+        const __m256 h = _mm256_mul_ps(RF_V8_LD(po), rf_v8_tanh(RF_V8_LD(c_b)));
+        RF_V8_ST(y, h); RF_V8_ST(h_b, h);
     }
 }
+#undef RF_V8_LD
+#undef RF_V8_ST
 #endif
 
 /* The fused pass for rows [b0,b1), units [u0,u1) of step t. P_t (B,4H) holds the
@@ -162,9 +164,9 @@ RF_INLINE void RF_F(lstm_gates_forward_body)(const RF_F(lstm_fwd) *a, int64_t t,
                                    h_b);
     }
 }
-RF_MULTIVERSION_ISA(lstm_gates_forward, (const RF_F(lstm_fwd) *a, int64_t t, real *P_t, int64_t b0,
-                                     int64_t b1, int64_t u0, int64_t u1, real *h,
-                                     const real *hp), (a, t, P_t, b0, b1, u0, u1, h, hp))
+RF_MULTIVERSION_ISA(lstm_gates_forward, (const RF_F(lstm_fwd) *a, int64_t t, real *P_t,
+                                         int64_t b0, int64_t b1, int64_t u0, int64_t u1, real *h,
+                                         const real *hp), (a, t, P_t, b0, b1, u0, u1, h, hp))
 
 /* Projection buffer of chunk starting at t0: the saved gates when training, else the chunk. */
 static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
@@ -304,24 +306,31 @@ RF_AVX2_TARGET static void lstm_row_backward_avx2(
     const float *restrict go, const float *restrict c_t, const float *restrict c_prev,
     const float *restrict dy, float *restrict dh, float *restrict dc, float *restrict dai,
     float *restrict daf, float *restrict dag, float *restrict dao) {
+#define RF_V8_LD(p) rf_v8_load((p) + j, n - j)
+#define RF_V8_ST(p, v) rf_v8_store((p) + j, n - j, v)
     const __m256 one = _mm256_set1_ps(1.0f);
-    for (int64_t j = 0; j < n; j += 8) RF_ST(dao, rf_v8_tanh(RF_LD(c_t))); /* tanh(c_t) in dao */
+    for (int64_t j = 0; j < n; j += 8) /* tanh(c_t), parked in dao */
+        RF_V8_ST(dao, rf_v8_tanh(RF_V8_LD(c_t)));
     for (int64_t j = 0; j < n; j += 8) {
-        const __m256 i = RF_LD(gi), f = RF_LD(gf), g = RF_LD(gg), o = RF_LD(go), tc = RF_LD(dao);
-        const __m256 cp = c_prev ? RF_LD(c_prev) : _mm256_setzero_ps();
-        const __m256 d_h = dy ? _mm256_add_ps(RF_LD(dy), RF_LD(dh)) : RF_LD(dh);
+        const __m256 i = RF_V8_LD(gi), f = RF_V8_LD(gf), g = RF_V8_LD(gg), o = RF_V8_LD(go);
+        const __m256 tc = RF_V8_LD(dao);
+        const __m256 cp = c_prev ? RF_V8_LD(c_prev) : _mm256_setzero_ps();
+        const __m256 d_h = dy ? _mm256_add_ps(RF_V8_LD(dy), RF_V8_LD(dh)) : RF_V8_LD(dh);
         const __m256 d_c = _mm256_fmadd_ps(_mm256_mul_ps(d_h, o), _mm256_fnmadd_ps(tc, tc, one),
-                                           RF_LD(dc));
-        RF_ST(dai, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d_c, g), i), _mm256_sub_ps(one, i)));
-        RF_ST(daf, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d_c, cp), f), _mm256_sub_ps(one, f)));
-        RF_ST(dag, _mm256_mul_ps(_mm256_mul_ps(d_c, i), _mm256_fnmadd_ps(g, g, one)));
-        RF_ST(dao, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d_h, tc), o), _mm256_sub_ps(one, o)));
-        RF_ST(dc, _mm256_mul_ps(d_c, f));
-        RF_ST(dh, _mm256_setzero_ps()); /* the caller adds da[t] @ W_hh */
+                                           RF_V8_LD(dc));
+        const __m256 di = _mm256_mul_ps(_mm256_mul_ps(d_c, g), i);
+        const __m256 df = _mm256_mul_ps(_mm256_mul_ps(d_c, cp), f);
+        const __m256 dop = _mm256_mul_ps(_mm256_mul_ps(d_h, tc), o);
+        RF_V8_ST(dai, _mm256_mul_ps(di, _mm256_sub_ps(one, i)));
+        RF_V8_ST(daf, _mm256_mul_ps(df, _mm256_sub_ps(one, f)));
+        RF_V8_ST(dag, _mm256_mul_ps(_mm256_mul_ps(d_c, i), _mm256_fnmadd_ps(g, g, one)));
+        RF_V8_ST(dao, _mm256_mul_ps(dop, _mm256_sub_ps(one, o)));
+        RF_V8_ST(dc, _mm256_mul_ps(d_c, f));
+        RF_V8_ST(dh, _mm256_setzero_ps()); /* the caller adds da[t] @ W_hh */
     }
 }
-#undef RF_LD
-#undef RF_ST
+#undef RF_V8_LD
+#undef RF_V8_ST
 #endif
 
 /* Gate gradients of rows [b0,b1), units [u0,u1) at step t into da[t]; updates dc and sets dh
@@ -362,8 +371,8 @@ RF_INLINE void RF_F(lstm_gates_backward_body)(const RF_F(lstm_bwd) *a, int64_t t
     }
 }
 RF_MULTIVERSION_ISA(lstm_gates_backward, (const RF_F(lstm_bwd) *a, int64_t t, int64_t b0,
-                                      int64_t b1, int64_t u0, int64_t u1),
-                (a, t, b0, b1, u0, u1))
+                                          int64_t b1, int64_t u0, int64_t u1),
+                    (a, t, b0, b1, u0, u1))
 
 /* Small path, thread `it` of `nt`, chunk by chunk (rf_wgrad_cols_chunk). Batch split
  * (f == NULL): its batch slice for the chunk's steps (gate gradients and dh += da_t @ W_hh with

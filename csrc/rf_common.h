@@ -447,6 +447,7 @@ static inline int64_t rf_bwd_chunk_steps(int64_t T, int64_t B, int64_t GH) {
 #define RF_ISA_AVX512 2 /* AVX-512 F, VL, DQ and BW (and AVX2, FMA) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX2)
 #define RF_HAVE_AVX2 1
+#include <immintrin.h> /* rf_real.h's AVX2 forms, rf_mm.c's kernels */
 #define RF_AVX2_TARGET __attribute__((target("avx2,fma")))
 #if !defined(RNNFAST_NO_AVX512)
 #define RF_HAVE_AVX512 1
@@ -599,7 +600,8 @@ static inline int rf_wgrad_packed_used(int64_t T, int64_t B, int64_t I, int64_t 
  * transposed view, packing included. On Zen 3 the threshold is 640 bytes, not 2 KB: packed /
  * plain, forward+backward, float (B,T,I,H) = (32,50,32,64) 0.94-0.95, (32,50,32,48) 0.96,
  * (32,50,32,40) 0.97, (64,100,32,48) 0.94; double (32,50,32,24) 0.96; but at 512 bytes, float
- * (32,50,32,32) 1.04 and double (32,50,32,16) 1.0. */
+ * (32,50,32,32) 1.04 and double (32,50,32,16) 1.0 (measured on Zen 3 with the AVX2 kernels only;
+ * the AVX-512 ones, with panels of 128 floats, were not measured at this threshold). */
 #ifndef RF_CHUNK_PACK_BYTES
 #define RF_CHUNK_PACK_BYTES 640
 #endif

@@ -34,9 +34,6 @@
  */
 #include "rf_common.h"
 
-#ifdef RF_HAVE_AVX2
-#include <immintrin.h>
-#endif
 
 /* ---- portable kernel ----------------------------------------------------------------------- */
 #define RF_GENERIC_MM(real, name)                                                               \
@@ -617,7 +614,7 @@ void rf_pack_at_##sfx(real *Ap, int64_t M, int64_t K, const real *const *rows, i
         int64_t i;                                                                              \
         int mr;                                                                                 \
         tile_rows(M, q, &i, &mr);                                                               \
-        if (mr >= 8) /* two copies of 8 of known size, overlapping: inlined, unlike a call */  \
+        if (mr >= 8) /* two copies of 8 of known size, overlapping: inlined, unlike a call */   \
             for (int64_t k = k0; k < k1; k++) {                                                 \
                 const real *src = rows[k - k0] + i0 + i;                                        \
                 real *dst = Ap + off + k * mr;                                                  \

@@ -216,7 +216,6 @@ RF_INLINE void RF_F(rf_lstm_gates)(real xi, real xf, real xg, real xo, real *i, 
  * (lstm_row_forward_avx2, lstm_row_backward_avx2 in lstm.c), where gcc's loops spilled and
  * reloaded their constants: the forward pass ran at 0.7x this speed. Defined once, with the
  * float helpers. The clamps are min/max with the constant first: a NaN input comes out as NaN. */
-#include <immintrin.h>
 #define RF_V8_INLINE static inline __attribute__((target("avx2,fma"), always_inline))
 #define RF_V8(c) _mm256_set1_ps(c)
 
@@ -299,6 +298,7 @@ RF_V8_INLINE void rf_v8_store(float *p, int64_t left, __m256 v) {
     if (left >= 8) _mm256_storeu_ps(p, v);
     else _mm256_maskstore_ps(p, rf_v8_mask(left), v);
 }
+#undef RF_V8
 #endif
 
 /* ---- BLAS glue: the one place that spells out a BLAS call ----------------------------------
@@ -475,8 +475,8 @@ static inline void RF_F(rf_pack_block)(real *Bp, int64_t kp, const real *src, in
         const int64_t e = (c / np + 1) * np < j1 ? (c / np + 1) * np : j1;
         const size_t len = (size_t)(e - c) * sizeof(real);
         real *dst = Bp + c / np * kp * ld + c % np;
-        if (len == 64) /* a whole AVX2 panel row: a copy of known size, which the compiler */
-            for (int64_t k = k0; k < k1; k++) /* inlines (a call per row cost more than it) */
+        if (len == 64) /* e.g. a whole AVX2 panel row: a copy of known size, which the */
+            for (int64_t k = k0; k < k1; k++) /* compiler inlines (a call per row cost more) */
                 memcpy(dst + k * ld, src + k * lds + c, 64);
         else
             for (int64_t k = k0; k < k1; k++) memcpy(dst + k * ld, src + k * lds + c, len);

@@ -434,7 +434,8 @@ int main(void) {
      * run packed from (I+H)*G*H*T*B = 2000 multiply-adds: some small shapes each way, and
      * (40,7,3,9) in two blocks of T*B rows (RF_WKC = 256), the last one partial; with
      * -DRF_CHUNK_PACK_BYTES=0, the LSTM's chunked ones always run on both operands packed
-     * (rf_wgrad_pack_a_chunk), chunk by chunk, with and without h0. */
+     * (rf_wgrad_pack_a_chunk), chunk by chunk, with and without h0 (with =256, one build of
+     * tests/test_c_sanitizers.py: the plain products for H = 4, 5, 7, packed from H = 9). */
     const int64_t small[][4] = {{4, 3, 5, 7}, {5, 1, 3, 4}, {1, 2, 3, 5}, {3, 5, 2, 19}};
     for (int cell = 0; cell < 4; cell++) {
         for (size_t k = 0; k < sizeof small / sizeof small[0]; k++)

@@ -206,7 +206,28 @@ int main(void) {
             snprintf(name, sizeof name, "double LSTM %s (%s)", gname[g], tag);
             report(name, &gd[g], MAX_ULP_F64);
         }
-        if (v8) { /* special values through the vector forms (those of the others: below) */
+        if (v8) { /* a masked tail (13 = 8 + 5 elements) against whole vectors (16): the same
+                   * results, and the floats after the 13 untouched */
+            float tx[16], ty[16], tw[16], gx[4 * 16], gw[4 * 16], in[4 * 13], out[4 * 13 + 3];
+            for (int k = 0; k < 16; k++) { tx[k] = xf[k]; ty[k] = 12345.0f; }
+            for (int k = 0; k < 4 * 16; k++) gx[k] = xf[(k * 7919) % n];
+            for (int q = 0; q < 4; q++) /* gate q's inputs: 16 apart in gx, 13 apart in in */
+                for (int k = 0; k < 13; k++) in[q * 13 + k] = gx[q * 16 + k];
+            for (int k = 0; k < 4 * 13 + 3; k++) out[k] = 12345.0f;
+            V8(tanh32, tx, tw, 16);
+            V8(tanh32, tx, ty, 13);
+            V8(gatesf32, gx, gw, 16);
+            V8(gatesf32, in, out, 13);
+            int same = ty[13] == 12345.0f && ty[14] == 12345.0f && ty[15] == 12345.0f &&
+                       out[52] == 12345.0f && out[53] == 12345.0f && out[54] == 12345.0f;
+            for (int k = 0; k < 13; k++) {
+                same &= ty[k] == tw[k];
+                for (int q = 0; q < 4; q++) same &= out[q * 13 + k] == gw[q * 16 + k];
+            }
+            check(same, "the vector forms' masked tail (v8)");
+        }
+        if (v8) { /* special values through the vector forms (the scalar tanh's and sigmoid's:
+                   * below) */
             const float sx[8] = {1e30f, -1e30f, INFINITY, -INFINITY, NAN, 1e-30f, -1e-30f, 0.0f};
             float sy[8], gy[4][8];
             const float want[8] = {1.0f, -1.0f, 1.0f, -1.0f, NAN, 1e-30f, -1e-30f, 0.0f};
