@@ -32,36 +32,33 @@ BASE_CFLAGS = ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-ffp
 ALIGN_CFLAGS = ["-falign-loops=64"]
 
 
-def _compiler_accepts(compiler, flags):
-    """Compile an empty C function with these extra flags; True if the compiler takes them."""
+def _compiles(compiler, src, flags, link=False):
+    """Compile (and, with link, link) the C program src with these extra flags; True if the
+    compiler (and linker) take it. Any failure means no."""
     tmp = tempfile.mkdtemp()
     try:
-        path = os.path.join(tmp, "flag_check.c")
+        path = os.path.join(tmp, "check.c")
         with open(path, "w") as f:
-            f.write("int rnnfast_flag_check(void) { return 0; }\n")
-        compiler.compile([path], output_dir=tmp, extra_postargs=["-Werror", *flags])
+            f.write(src)
+        objs = compiler.compile([path], output_dir=tmp, extra_postargs=flags)
+        if link:
+            compiler.link_executable(objs, os.path.join(tmp, "check"), extra_postargs=flags)
         return True
-    except Exception:  # any compiler failure means: leave the flags out
+    except Exception:  # any compiler or linker failure
         return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _compiler_accepts(compiler, flags):
+    """True if the compiler takes these flags (on an empty function, warnings as errors)."""
+    return _compiles(compiler, "int rnnfast_flag_check(void) { return 0; }\n", ["-Werror", *flags])
 
 
 def _compiler_has_openmp(compiler):
     """Compile and link a tiny OpenMP program with this compiler; True if it works."""
     src = "#include <omp.h>\nint main(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n>0?0:1;}\n"
-    tmp = tempfile.mkdtemp()
-    try:
-        path = os.path.join(tmp, "omp_check.c")
-        with open(path, "w") as f:
-            f.write(src)
-        objs = compiler.compile([path], output_dir=tmp, extra_postargs=["-fopenmp"])
-        compiler.link_executable(objs, os.path.join(tmp, "omp_check"), extra_postargs=["-fopenmp"])
-        return True
-    except Exception:  # any compiler or linker failure means: no usable OpenMP
-        return False
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return _compiles(compiler, src, ["-fopenmp"], link=True)
 
 
 class BuildExt(build_ext):

@@ -34,7 +34,6 @@
  */
 #include "rf_common.h"
 
-
 /* ---- portable kernel ----------------------------------------------------------------------- */
 #define RF_GENERIC_MM(real, name)                                                               \
 static void name(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,     \
@@ -586,20 +585,26 @@ void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, i
     rf_mmp_ld_f64(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc);
 }
 
-/* Columns [c0, c0 + n) of a packed B of full width N: a piece up to the first panel edge (B with
- * the panel's row length, starting at the piece's first column), then the rest from that edge
- * in one product (the kernels' blocks start at panel edges there). */
+/* Of columns [c0, c0 + n) of B in panels of np: how many lie before the first panel edge at or
+ * after c0. rf_mmp_cols and rf_mm_pp run those as a piece of one panel (B with the panel's row
+ * length, from the piece's first column), then the rest from that edge in one product (the
+ * kernels' blocks start at panel edges there). */
+static inline int64_t cols_to_edge(int64_t np, int64_t c0, int64_t n) {
+    const int64_t h = c0 % np ? np - c0 % np : 0;
+    return h < n ? h : n;
+}
+
+/* Columns [c0, c0 + n) of a packed B of full width N (kp rows a panel). */
 #define RF_MMP_COLS(real, sfx)                                                                  \
 void rf_mmp_cols_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const real *A,  \
                        int64_t lda, int64_t acs, const real *Bp, int64_t kp, real *C,           \
                        int64_t ldc) {                                                           \
     const int64_t np = rf_np_##sfx(), ldb = rf_packed_ld_##sfx(N), ps = kp * ldb;               \
-    const int64_t e = c0 % np ? (c0 / np + 1) * np : c0, end = c0 + n;                          \
-    if (e > c0)                                                                                 \
-        rf_mmp_ld_##sfx(M, (e < end ? e : end) - c0, K, A, lda, acs, Bp + c0 / np * ps + c0 % np, \
-                        ldb, ps, C, ldc);                                                       \
-    if (end > e) rf_mmp_ld_##sfx(M, end - e, K, A, lda, acs, Bp + e / np * ps, ldb, ps,         \
-                                 C + (e - c0), ldc);                                            \
+    const int64_t h = cols_to_edge(np, c0, n);                                                  \
+    if (h > 0)                                                                                  \
+        rf_mmp_ld_##sfx(M, h, K, A, lda, acs, Bp + c0 / np * ps + c0 % np, ldb, ps, C, ldc);    \
+    if (n > h)                                                                                  \
+        rf_mmp_ld_##sfx(M, n - h, K, A, lda, acs, Bp + (c0 + h) / np * ps, ldb, ps, C + h, ldc);\
 }
 RF_MMP_COLS(float, f32)
 RF_MMP_COLS(double, f64)
@@ -647,16 +652,14 @@ RF_MM_PP_RUN(float, f32)
 RF_MM_PP_RUN(double, f64)
 
 /* Columns [c0, c0 + n) of a packed B of full width N, from its row at Bp (kp rows a panel),
- * as rf_mmp_cols: the part of the first panel, then whole panels. */
+ * split as rf_mmp_cols. */
 #define RF_MM_PP(real, sfx)                                                                     \
 void rf_mm_pp_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const real *Ap,    \
                     const real *Bp, int64_t kp, real *C, int64_t ldc) {                         \
     const int64_t np = rf_np_##sfx(), ldb = rf_packed_ld_##sfx(N), ps = kp * ldb;               \
-    const int64_t e = c0 % np ? (c0 / np + 1) * np : c0, end = c0 + n;                          \
-    if (e > c0)                                                                                 \
-        mm_pp_run_##sfx(M, (e < end ? e : end) - c0, K, Ap, Bp + c0 / np * ps + c0 % np, ldb,   \
-                        ps, C, ldc);                                                            \
-    if (end > e) mm_pp_run_##sfx(M, end - e, K, Ap, Bp + e / np * ps, ldb, ps, C + (e - c0), ldc);\
+    const int64_t h = cols_to_edge(np, c0, n);                                                  \
+    if (h > 0) mm_pp_run_##sfx(M, h, K, Ap, Bp + c0 / np * ps + c0 % np, ldb, ps, C, ldc);      \
+    if (n > h) mm_pp_run_##sfx(M, n - h, K, Ap, Bp + (c0 + h) / np * ps, ldb, ps, C + h, ldc);  \
 }
 RF_MM_PP(float, f32)
 RF_MM_PP(double, f64)
