@@ -142,8 +142,8 @@ static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, rf_step_flag *f, int
                 return;
             RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
             /* hh = b_hh + h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            RF_F(rf_fill_share)(a->hh, GH, B, 3, H, tr.unit, b0, b1, u0, u1, a->b_hh);
-            RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, tr.unit, b0, b1, u0, u1);
+            RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, tr.unit, b0, b1, u0, u1, 1,
+                                  a->b_hh);
             RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1, u0, u1, h, hp);
             rf_trial_end(&tr, t);
         }

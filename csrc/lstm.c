@@ -197,7 +197,8 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, i
             real *P_t = P + (t - t0) * B * GH;
             RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
             /* P_t += h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, tr.unit, b0, b1, u0, u1);
+            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, tr.unit, b0, b1, u0, u1, 0,
+                                  NULL);
             RF_F(lstm_gates_forward)(a, t, P_t, b0, b1, u0, u1, h, hp);
             rf_trial_end(&tr, t);
         }

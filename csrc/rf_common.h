@@ -547,6 +547,13 @@ void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, in
                 const float *Bm, int64_t kp, float *C, int64_t ldc);
 void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                 const double *Bm, int64_t kp, double *C, int64_t ldc);
+/* rf_mmp that sets C instead of adding to it: C = bias + A @ Bm, bias a row of N added to every
+ * row (NULL: zeros). The same bits as filling C with bias and calling rf_mmp (each element's sum
+ * starts at bias[j]), without the pass that writes C first and the product's first read of it. */
+void rf_mmp_set_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
+                    const float *Bm, int64_t kp, const float *bias, float *C, int64_t ldc);
+void rf_mmp_set_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
+                    const double *Bm, int64_t kp, const double *bias, double *C, int64_t ldc);
 
 /* rf_mmp on columns [c0, c0 + n) of a packed B of full width N: C (M,n) += A @ B[:, c0:c0+n]
  * (the unit split's products, rf_unit_threads). Same sums in the same order as rf_mmp. */
@@ -556,6 +563,13 @@ void rf_mmp_cols_f32(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, con
 void rf_mmp_cols_f64(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const double *A,
                      int64_t lda, int64_t acs, const double *Bp, int64_t kp, double *C,
                      int64_t ldc);
+/* rf_mmp_cols setting C: C (M,n) = bias + A @ B[:, c0:c0+n], bias a row of n (NULL: zeros). */
+void rf_mmp_cols_set_f32(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const float *A,
+                         int64_t lda, int64_t acs, const float *Bp, int64_t kp, const float *bias,
+                         float *C, int64_t ldc);
+void rf_mmp_cols_set_f64(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K,
+                         const double *A, int64_t lda, int64_t acs, const double *Bp, int64_t kp,
+                         const double *bias, double *C, int64_t ldc);
 
 /* Both operands packed, for the small path's larger weight gradients (rf_wgrad_packed,
  * rf_wgrad_cols_chunk): A (M,K) in panels of up to 12 rows, each k-major, written by rf_pack_at

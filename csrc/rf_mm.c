@@ -11,6 +11,11 @@
  * Determinism contract: every C element is computed as c = C[i,j]; for k = 0..K-1:
  * c = fma(A[i,k], Bm[k,j], c) (or c + A*B without FMA hardware), whatever M, N, the blocking or
  * the remainder handling. So a row's result does not depend on which thread or block it fell in.
+ * The products that set C (rf_mmp_set, rf_mmp_cols_set: C = bias + A Bm) start c at bias[j] (or
+ * 0) instead of C[i,j], in registers: the same bits as filling C and adding, without that pass.
+ * Measured against the fill (in-process A/B, float32, 2 threads, same bits), with the RNN's AVX2
+ * tanh (rnn.c): RNN (32,50,32,64) inference 0.88, forward+backward 0.91; LSTM 0.96 / 0.985;
+ * GRU forward+backward 0.97, (1,200,64,128) 0.96.
  *
  * Vector kernels for AVX-512 and for AVX2+FMA, written once (RF_MM_KERNELS) and chosen at run
  * time (rf_isa: the best the CPU has; portable loops without either), with masked loads/stores
@@ -127,11 +132,12 @@ RF_GENERIC_PP(double, mm_pp_generic_f64, RF_NP_F64)
 __attribute__((target(TGT), always_inline)) static inline void                                 \
 block_##sfx(const int MR, const int NV, const int MASKED, maskt last, int64_t K, const real *A, \
             int64_t lda, int64_t acs, const real *Bm, int64_t ldb, int64_t pstride, real *C,    \
-            int64_t ldc) {                                                                      \
+            int64_t ldc, int set, const real *c0) {                                             \
     vec acc[12][8];                                                                             \
     for (int r = 0; r < MR; r++)                                                                \
         for (int v = 0; v < NV; v++)                                                            \
-            acc[r][v] = LOADM(MASKED && v == NV - 1, last, C + r * ldc + v * W);                \
+            acc[r][v] = !set ? LOADM(MASKED && v == NV - 1, last, C + r * ldc + v * W)          \
+                        : c0 ? LOADM(MASKED && v == NV - 1, last, c0 + v * W) : SET1(0);        \
     for (int64_t k = 0; k < K; k++) {                                                           \
         const real *b_k = Bm + k * ldb, *a_k = A + k * acs;                                     \
         vec b[8];                                                                               \
@@ -157,14 +163,15 @@ block_##sfx(const int MR, const int NV, const int MASKED, maskt last, int64_t K,
 
 /* A block of MR rows x NV vectors at row a_i of A and c_i of C (panel_'s names). */
 #define RF_ROW_BLOCK(sfx, MR, NV)                                                               \
-    RF_BLOCK_CALL(sfx, MR, NV, m, last, K, a_i, lda, acs, Bm, ldb, ps, c_i, ldc)
+    RF_BLOCK_CALL(sfx, MR, NV, m, last, K, a_i, lda, acs, Bm, ldb, ps, c_i, ldc, set, c0)
 
 /* Columns [j, j+nb) of rows [i, M): 4-row blocks of up to NV4 vectors, then single rows of up to
  * 8 vectors (one row alone needs more independent accumulators to hide the FMA latency). */
 #define RF_MM_ROWS(TGT, real, W, sfx, maskt, MASKN, NV4, NP)                                    \
 __attribute__((target(TGT))) static void                                                       \
 panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int64_t lda,        \
-            int64_t acs, const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc) {       \
+            int64_t acs, const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc,         \
+            int set, const real *c0) {                                                          \
     const int nv = (int)((nb + W - 1) / W);                                                     \
     const int rem = (int)(nb - (int64_t)(nv - 1) * W), m = rem < W;                             \
     const maskt last = MASKN(rem);                                                              \
@@ -204,7 +211,8 @@ panel_##sfx(int four_rows, int64_t M, int64_t nb, int64_t K, const real *A, int6
 }                                                                                               \
 __attribute__((target(TGT))) static void                                                       \
 mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,         \
-              const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {              \
+              const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc, int set,       \
+              const real *c0) {                                                                  \
     const int64_t M4 = M / 4 * 4;                                                               \
     /* Columns in strips of 8 vectors (each at a panel's edge or within one panel); within a    \
      * strip, k in blocks of RF_KC, so the B panel being reused stays in L1 and the strip of C  \
@@ -219,14 +227,15 @@ mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64
         for (int64_t k0 = 0; k0 < K; k0 += RF_KC) {                                            \
             const int64_t kc = K - k0 < RF_KC ? K - k0 : RF_KC;                                 \
             const real *A_k = A + k0 * acs, *B_k = B_j + k0 * ldb;                              \
+            const int s = set && k0 == 0; /* later k blocks add to C */                         \
             if (M4 > 0)                                                                         \
                 for (int64_t jj = j; jj < j + nb; jj += w4)                                     \
                     panel_##sfx(1, M4, j + nb - jj < w4 ? j + nb - jj : w4, kc, A_k, lda, acs,  \
                                 Bm + jj / (NP) * pstride + jj % (NP) + k0 * ldb, ldb, pstride,  \
-                                C + jj, ldc);                                                   \
+                                C + jj, ldc, s, c0 ? c0 + jj : NULL);                           \
             if (M4 < M)                                                                         \
                 panel_##sfx(0, M - M4, nb, kc, A_k + M4 * lda, lda, acs, B_k, ldb, pstride,     \
-                            C + M4 * ldc + j, ldc);                                             \
+                            C + M4 * ldc + j, ldc, s, c0 ? c0 + j : NULL);                      \
         }                                                                                       \
     }                                                                                           \
 }                                                                                               \
@@ -235,10 +244,11 @@ mm_rows_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64
  * unblocked, every strip re-read all of A and every k block all of C from memory). */          \
 __attribute__((target(TGT))) static void                                                       \
 mm_vec_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,          \
-             const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {               \
+             const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc, int set,        \
+             const real *c0) {                                                                   \
     for (int64_t i = 0; i < M; i += RF_MC)                                                      \
         mm_rows_##sfx(M - i < RF_MC ? M - i : RF_MC, N, K, A + i * lda, lda, acs, Bm, ldb,      \
-                      pstride, C + i * ldc, ldc);                                               \
+                      pstride, C + i * ldc, ldc, set, c0);                                      \
 }
 
 #ifndef RF_TILE_MIN_M
@@ -282,10 +292,10 @@ _Static_assert((RF_NP_AVX2_F32 >= 64 || RF_NP_AVX2_F32 <= 8 * RF_NV4_AVX2) &&
 #define RF_TILE_CASE(sfx, MRMAX, n)                                                             \
     case n:                                                                                     \
         strip_##sfx((n) <= (MRMAX) ? (n) : ((n) + 1) / 2, nc, K, A, l, packed ? (n) : acs, Bm,  \
-                    ldb, ps, C, ldc);                                                           \
+                    ldb, ps, C, ldc, set, c0);                                                  \
         if ((n) > (MRMAX))                                                                      \
             strip_##sfx((n) / 2, nc, K, A + ((n) + 1) / 2 * l, l, packed ? (n) : acs, Bm, ldb,  \
-                        ps, C + ((n) + 1) / 2 * ldc, ldc);                                      \
+                        ps, C + ((n) + 1) / 2 * ldc, ldc, set, c0);                             \
         break;
 /* Row tiles (blocks of MR rows x NV = 1..2 vectors). Per k, NV loads of B and MR broadcasts of
  * A feed MR*NV FMAs (AVX-512, 12 x 2: 14 loads per 24 FMAs, against 8 per 16 for 4 x 4): the MR
@@ -296,27 +306,32 @@ _Static_assert((RF_NP_AVX2_F32 >= 64 || RF_NP_AVX2_F32 <= 8 * RF_NV4_AVX2) &&
  * Bm + j / NP * pstride + j % NP. */                                                           \
 __attribute__((target(TGT), always_inline)) static inline void                                 \
 strip_##sfx(const int MR, int64_t nc, int64_t K, const real *A, int64_t lda, int64_t acs,       \
-            const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc) {               \
+            const real *Bm, int64_t ldb, int64_t pstride, real *C, int64_t ldc, int set,        \
+            const real *c0) {                                                                   \
     int64_t j = 0;                                                                              \
     for (; j + 2 * W <= nc; j += 2 * W) {                                                       \
         const real *b = Bm + j / (NP) * pstride + j % (NP);                                     \
-        block_##sfx(MR, 2, 0, MASKN(W), K, A, lda, acs, b, ldb, pstride, C + j, ldc);           \
+        block_##sfx(MR, 2, 0, MASKN(W), K, A, lda, acs, b, ldb, pstride, C + j, ldc, set,       \
+                    c0 ? c0 + j : NULL);                                                        \
     }                                                                                           \
     if (j < nc) {                                                                               \
         const int64_t rem = nc - j;                                                             \
         const int r1 = (int)(rem > W ? rem - W : rem), m = r1 < W;                              \
         const maskt last = MASKN(r1);                                                           \
-        const real *b = Bm + j / (NP) * pstride + j % (NP);                                     \
+        const real *b = Bm + j / (NP) * pstride + j % (NP), *c0j = c0 ? c0 + j : NULL;          \
         if (rem > W)                                                                            \
-            RF_BLOCK_CALL(sfx, MR, 2, m, last, K, A, lda, acs, b, ldb, pstride, C + j, ldc);    \
-        else RF_BLOCK_CALL(sfx, MR, 1, m, last, K, A, lda, acs, b, ldb, pstride, C + j, ldc);   \
+            RF_BLOCK_CALL(sfx, MR, 2, m, last, K, A, lda, acs, b, ldb, pstride, C + j, ldc,     \
+                          set, c0j);                                                            \
+        else RF_BLOCK_CALL(sfx, MR, 1, m, last, K, A, lda, acs, b, ldb, pstride, C + j, ldc,    \
+                           set, c0j);                                                           \
     }                                                                                           \
 }                                                                                               \
 /* strip_ for a tile height mr known only at run time (1..12); packed A (rf_mm_pp) has lda 1   \
  * and acs mr, constants the compiler then folds into the broadcasts' addresses. */             \
 __attribute__((target(TGT), always_inline)) static inline void                                 \
 tile_##sfx(const int packed, int mr, int64_t nc, int64_t K, const real *A, int64_t lda,         \
-           int64_t acs, const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc) {        \
+           int64_t acs, const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc, int set, \
+           const real *c0) {                                                                    \
     const int64_t l = packed ? 1 : lda;                                                         \
     if (!packed && mr > (MRMAX)) __builtin_unreachable(); /* mm_tiles: tile_rows_of(M, MRMAX) */\
     switch (mr) {                                                                               \
@@ -332,7 +347,8 @@ tile_##sfx(const int packed, int mr, int64_t nc, int64_t K, const real *A, int64
  * in L2 while every row block sweeps it. */                                                       \
 __attribute__((target(TGT))) static void                                                       \
 mm_tiles_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,        \
-               const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc) {                  \
+               const real *Bm, int64_t ldb, int64_t ps, real *C, int64_t ldc, int set,           \
+               const real *c0) {                                                                 \
     for (int64_t jc = 0; jc < N; jc += (TNC)) {                                                 \
         const int64_t nc = N - jc < (TNC) ? N - jc : (TNC);                                     \
         const real *B_j = Bm + jc / (NP) * ps + jc % (NP);                                      \
@@ -345,7 +361,8 @@ mm_tiles_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int6
                 tile_rows_of(M, MRMAX, q, &i, &mr);                                             \
                 const real *a = A + i * lda + pc * acs;                                         \
                 real *c = C + i * ldc + jc;                                                     \
-                tile_##sfx(0, mr, nc, kc, a, lda, acs, b, ldb, ps, c, ldc);                     \
+                tile_##sfx(0, mr, nc, kc, a, lda, acs, b, ldb, ps, c, ldc, set && pc == 0,      \
+                           c0 ? c0 + jc : NULL);                                                \
             }                                                                                   \
         }                                                                                       \
     }                                                                                           \
@@ -355,7 +372,7 @@ mm_tiles_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int6
  * of TNC, as in mm_tiles. */                                                                \
 __attribute__((target(TGT))) static void                                                       \
 mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int64_t ldb,       \
-            int64_t ps, real *C, int64_t ldc) {                                                 \
+            int64_t ps, real *C, int64_t ldc) {  /* C += A B only */                            \
     for (int64_t jc = 0; jc < N; jc += (TNC)) {                                                 \
         const int64_t nc = N - jc < (TNC) ? N - jc : (TNC);                                     \
         const real *b = Bm + jc / (NP) * ps + jc % (NP);                                        \
@@ -366,7 +383,7 @@ mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int
             const real *a = Ap + off;                                                           \
             real *c = C + i * ldc + jc;                                                         \
             off += (int64_t)mr * K;                                                             \
-            tile_##sfx(1, mr, nc, K, a, 1, mr, b, ldb, ps, c, ldc);                             \
+            tile_##sfx(1, mr, nc, K, a, 1, mr, b, ldb, ps, c, ldc, 0, NULL);                    \
         }                                                                                       \
     }                                                                                           \
 }
@@ -539,51 +556,73 @@ int rf_isa(void) {
 #define RF_MM_CASE(ISA, isa, sfx, tiles)                                                        \
     case ISA:                                                                                   \
         if ((tiles) && M >= RF_TILE_MIN_M)                                                      \
-            mm_tiles_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc);                  \
-        else mm_vec_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc);                   \
+            mm_tiles_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc, set, c0);         \
+        else mm_vec_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc, set, c0);          \
         break;
+/* set: C = c0 (a row of N, the same for every row; NULL: zeros) + A Bm, else C += A Bm. The     \
+ * vector kernels start their accumulators from c0 (the same sums as filling C first: c0[j] is  \
+ * where each element's sum starts); the portable one, and K = 0, fill C first. */              \
 #define RF_MM_DISPATCH(sfx, tiles)                                                              \
+    if (set && (K <= 0 || rf_isa() == RF_ISA_GENERIC)) {                                        \
+        fill_##sfx(M, N, c0, C, ldc);                                                           \
+        set = 0;                                                                                \
+    }                                                                                           \
     switch (rf_isa()) {                                                                         \
     RF_VECTOR_CASES(RF_MM_CASE, sfx, tiles)                                                     \
     default: mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, rf_np_##sfx(), ps, C, ldc); break;  \
     }
 
+/* C (M rows of N, leading dimension ldc) = c0 in every row, or 0 when c0 is NULL. */
+#define RF_FILL(real, sfx)                                                                      \
+static void fill_##sfx(int64_t M, int64_t N, const real *c0, real *C, int64_t ldc) {            \
+    for (int64_t i = 0; i < M; i++)                                                             \
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = c0 ? c0[j] : 0;                        \
+}
+RF_FILL(float, f32)
+RF_FILL(double, f64)
+
 void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                const float *Bm, int64_t ldb, float *C, int64_t ldc) {
     const int64_t ps = rf_np_f32();
+    int set = 0;
+    const float *c0 = NULL;
     RF_MM_DISPATCH(f32, 0);
 }
 
 void rf_mm_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                const double *Bm, int64_t ldb, double *C, int64_t ldc) {
     const int64_t ps = rf_np_f64();
+    int set = 0;
+    const double *c0 = NULL;
     RF_MM_DISPATCH(f64, 0);
 }
 
-/* A packed B with its row length ldb and panel stride ps given. */
+/* A packed B with its row length ldb and panel stride ps given; set and c0 as RF_MM_DISPATCH. */
 static void rf_mmp_ld_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                           int64_t acs, const float *Bm, int64_t ldb, int64_t ps, float *C,
-                          int64_t ldc) {
+                          int64_t ldc, int set, const float *c0) {
     RF_MM_DISPATCH(f32, 1);
 }
 
 static void rf_mmp_ld_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda,
                           int64_t acs, const double *Bm, int64_t ldb, int64_t ps, double *C,
-                          int64_t ldc) {
+                          int64_t ldc, int set, const double *c0) {
     RF_MM_DISPATCH(f64, 1);
 }
 
-void rf_mmp_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
-                const float *Bm, int64_t kp, float *C, int64_t ldc) {
-    const int64_t ldb = rf_packed_ld_f32(N);
-    rf_mmp_ld_f32(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc);
+#define RF_MMP(real, sfx)                                                                       \
+void rf_mmp_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,    \
+                  const real *Bm, int64_t kp, real *C, int64_t ldc) {                           \
+    const int64_t ldb = rf_packed_ld_##sfx(N);                                                  \
+    rf_mmp_ld_##sfx(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc, 0, NULL);                  \
+}                                                                                               \
+void rf_mmp_set_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,\
+                      const real *Bm, int64_t kp, const real *bias, real *C, int64_t ldc) {     \
+    const int64_t ldb = rf_packed_ld_##sfx(N);                                                  \
+    rf_mmp_ld_##sfx(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc, 1, bias);                  \
 }
-
-void rf_mmp_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
-                const double *Bm, int64_t kp, double *C, int64_t ldc) {
-    const int64_t ldb = rf_packed_ld_f64(N);
-    rf_mmp_ld_f64(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc);
-}
+RF_MMP(float, f32)
+RF_MMP(double, f64)
 
 /* Of columns [c0, c0 + n) of B in panels of np: how many lie before the first panel edge at or
  * after c0. rf_mmp_cols and rf_mm_pp run those as a piece of one panel (B with the panel's row
@@ -594,17 +633,30 @@ static inline int64_t cols_to_edge(int64_t np, int64_t c0, int64_t n) {
     return h < n ? h : n;
 }
 
-/* Columns [c0, c0 + n) of a packed B of full width N (kp rows a panel). */
+/* Columns [c0, c0 + n) of a packed B of full width N (kp rows a panel); set and bias (a row of
+ * n) as RF_MM_DISPATCH's set and c0. */
 #define RF_MMP_COLS(real, sfx)                                                                  \
-void rf_mmp_cols_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const real *A,  \
-                       int64_t lda, int64_t acs, const real *Bp, int64_t kp, real *C,           \
-                       int64_t ldc) {                                                           \
+static void mmp_cols_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K,              \
+                           const real *A, int64_t lda, int64_t acs, const real *Bp, int64_t kp, \
+                           real *C, int64_t ldc, int set, const real *bias) {                   \
     const int64_t np = rf_np_##sfx(), ldb = rf_packed_ld_##sfx(N), ps = kp * ldb;               \
     const int64_t h = cols_to_edge(np, c0, n);                                                  \
     if (h > 0)                                                                                  \
-        rf_mmp_ld_##sfx(M, h, K, A, lda, acs, Bp + c0 / np * ps + c0 % np, ldb, ps, C, ldc);    \
+        rf_mmp_ld_##sfx(M, h, K, A, lda, acs, Bp + c0 / np * ps + c0 % np, ldb, ps, C, ldc,     \
+                        set, bias);                                                             \
     if (n > h)                                                                                  \
-        rf_mmp_ld_##sfx(M, n - h, K, A, lda, acs, Bp + (c0 + h) / np * ps, ldb, ps, C + h, ldc);\
+        rf_mmp_ld_##sfx(M, n - h, K, A, lda, acs, Bp + (c0 + h) / np * ps, ldb, ps, C + h, ldc, \
+                        set, bias ? bias + h : NULL);                                           \
+}                                                                                               \
+void rf_mmp_cols_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const real *A,  \
+                       int64_t lda, int64_t acs, const real *Bp, int64_t kp, real *C,           \
+                       int64_t ldc) {                                                           \
+    mmp_cols_##sfx(M, N, c0, n, K, A, lda, acs, Bp, kp, C, ldc, 0, NULL);                       \
+}                                                                                               \
+void rf_mmp_cols_set_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K,             \
+                           const real *A, int64_t lda, int64_t acs, const real *Bp, int64_t kp, \
+                           const real *bias, real *C, int64_t ldc) {                            \
+    mmp_cols_##sfx(M, N, c0, n, K, A, lda, acs, Bp, kp, C, ldc, 1, bias);                       \
 }
 RF_MMP_COLS(float, f32)
 RF_MMP_COLS(double, f64)

@@ -363,19 +363,15 @@ static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x, i
     const int64_t w = b1 - b0, tc = t1 - t0;
     if (w <= 0) return;
     if (w == B) {
-        RF_F(rf_fill_rows)(P, tc * B, ldp, bias, N);
-        RF_F(rf_mmp)(tc * B, N, I, x + t0 * B * I, I, 1, WT, I, P, ldp);
+        RF_F(rf_mmp_set)(tc * B, N, I, x + t0 * B * I, I, 1, WT, I, bias, P, ldp);
     } else if (w < 4) {
-        for (int64_t b = b0; b < b1; b++) {
-            RF_F(rf_fill_rows)(P + b * ldp, tc, B * ldp, bias, N);
-            RF_F(rf_mmp)(tc, N, I, x + (t0 * B + b) * I, B * I, 1, WT, I, P + b * ldp, B * ldp);
-        }
+        for (int64_t b = b0; b < b1; b++)
+            RF_F(rf_mmp_set)(tc, N, I, x + (t0 * B + b) * I, B * I, 1, WT, I, bias, P + b * ldp,
+                             B * ldp);
     } else {
-        for (int64_t t = t0; t < t1; t++) {
-            real *P_t = P + ((t - t0) * B + b0) * ldp;
-            RF_F(rf_fill_rows)(P_t, w, ldp, bias, N);
-            RF_F(rf_mmp)(w, N, I, x + (t * B + b0) * I, I, 1, WT, I, P_t, ldp);
-        }
+        for (int64_t t = t0; t < t1; t++)
+            RF_F(rf_mmp_set)(w, N, I, x + (t * B + b0) * I, I, 1, WT, I, bias,
+                             P + ((t - t0) * B + b0) * ldp, ldp);
     }
 }
 
@@ -385,8 +381,8 @@ static inline void RF_F(rf_project_slice)(real *P, int64_t ldp, const real *x, i
 static inline void RF_F(rf_project_cols)(real *P, int64_t ldp, const real *x, int64_t rows,
                                          int64_t I, const real *WT, int64_t N, int64_t c0,
                                          int64_t c1, const real *bias) {
-    RF_F(rf_fill_rows)(P + c0, rows, ldp, bias ? bias + c0 : NULL, c1 - c0);
-    RF_F(rf_mmp_cols)(rows, N, c0, c1 - c0, I, x, I, 1, WT, I, P + c0, ldp);
+    RF_F(rf_mmp_cols_set)(rows, N, c0, c1 - c0, I, x, I, 1, WT, I, bias ? bias + c0 : NULL,
+                          P + c0, ldp);
 }
 
 /* ---- one thread's share of the small path (rf_share): the batch split's rows [b0,b1), or
@@ -404,22 +400,23 @@ static inline void RF_F(rf_project_share)(real *P, int64_t ldp, const real *x, i
                               g * H + u1, bias);
 }
 
-/* C (B rows, leading dimension ldc) = bias (or 0). */
-static inline void RF_F(rf_fill_share)(real *C, int64_t ldc, int64_t B, int64_t G, int64_t H,
-                                       int unit, int64_t b0, int64_t b1, int64_t u0, int64_t u1,
-                                       const real *bias) {
-    if (!unit) RF_F(rf_fill_rows)(C + b0 * ldc, b1 - b0, ldc, bias, G * H);
-    for (int64_t g = 0; unit && g < G; g++)
-        RF_F(rf_fill_rows)(C + g * H + u0, B, ldc, bias ? bias + g * H + u0 : NULL, u1 - u0);
-}
-
-/* A step's recurrent product: C += h (B rows of H) @ WT (packed (H,G*H)). */
+/* A step's recurrent product: C += h (B rows of H) @ WT (packed (H,G*H)); or, with set,
+ * C = bias (a row of G*H; NULL: zeros) + h @ WT. */
 static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, int64_t B,
                                          int64_t H, const real *WT, int64_t G, int unit,
-                                         int64_t b0, int64_t b1, int64_t u0, int64_t u1) {
-    if (!unit) RF_F(rf_mmp)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, C + b0 * ldc, ldc);
-    for (int64_t g = 0; unit && g < G; g++)
-        RF_F(rf_mmp_cols)(B, G * H, g * H + u0, u1 - u0, H, h, H, 1, WT, H, C + g * H + u0, ldc);
+                                         int64_t b0, int64_t b1, int64_t u0, int64_t u1, int set,
+                                         const real *bias) {
+    if (!unit && set)
+        RF_F(rf_mmp_set)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, bias, C + b0 * ldc, ldc);
+    else if (!unit)
+        RF_F(rf_mmp)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, C + b0 * ldc, ldc);
+    for (int64_t g = 0; unit && g < G; g++) {
+        const int64_t c0 = g * H + u0;
+        if (set)
+            RF_F(rf_mmp_cols_set)(B, G * H, c0, u1 - u0, H, h, H, 1, WT, H,
+                                  bias ? bias + c0 : NULL, C + c0, ldc);
+        else RF_F(rf_mmp_cols)(B, G * H, c0, u1 - u0, H, h, H, 1, WT, H, C + c0, ldc);
+    }
 }
 
 /* Where step t's h goes and where h_{t-1} is: the running state h_n in the batch split (and
@@ -593,9 +590,9 @@ static inline void RF_F(rf_wgrad_dx_split)(const RF_F(rf_wgrad) *w, int nt, int 
     int64_t r0, r1;
     rf_slice(w->T * w->B, nt, it, &r0, &r1);
     if (r1 <= r0) return;
-    memset(w->dx + r0 * I, 0, (size_t)((r1 - r0) * I) * sizeof(real));
-    /* dx[r0:r1] (.,I) += da_in[r0:r1] (.,GH) @ w_ih (GH,I) */
-    RF_F(rf_mmp)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, w->dx + r0 * I, I);
+    /* dx[r0:r1] (.,I) = da_in[r0:r1] (.,GH) @ w_ih (GH,I) */
+    RF_F(rf_mmp_set)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, NULL,
+                     w->dx + r0 * I, I);
 }
 
 /* One weight gradient of a large problem, its rows [r0,r1) of M split among the threads:
@@ -698,19 +695,16 @@ static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) 
 static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, int64_t b1,
                                           int64_t t0, int64_t t1) {
     const int64_t B = w->B, I = w->I, GH = w->GH;
-    for (int64_t t = t0; t < t1; t++)
-        for (int64_t b = b0; b < b1; b++)
-            memset(w->dx + (t * B + b) * I, 0, (size_t)I * sizeof(real));
     if (b1 - b0 >= t1 - t0) {
-        /* per step, the slice's rows at once: dx[t, b0:b1] (.,I) += da_in[t, b0:b1] @ w_ih */
+        /* per step, the slice's rows at once: dx[t, b0:b1] (.,I) = da_in[t, b0:b1] @ w_ih */
         for (int64_t t = t0; t < t1; t++)
-            RF_F(rf_mmp)(b1 - b0, I, GH, w->da_in + ((t - t0) * B + b0) * GH, GH, 1, w->w_ih, GH,
-                         w->dx + (t * B + b0) * I, I);
+            RF_F(rf_mmp_set)(b1 - b0, I, GH, w->da_in + ((t - t0) * B + b0) * GH, GH, 1,
+                             w->w_ih, GH, NULL, w->dx + (t * B + b0) * I, I);
     } else {
-        /* per sequence, the chunk's steps at once: dx[t0:t1, b] (.,I) += da_in[chunk, b] @ w_ih */
+        /* per sequence, the chunk's steps at once: dx[t0:t1, b] (.,I) = da_in[chunk, b] @ w_ih */
         for (int64_t b = b0; b < b1; b++)
-            RF_F(rf_mmp)(t1 - t0, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, GH,
-                         w->dx + (t0 * B + b) * I, B * I);
+            RF_F(rf_mmp_set)(t1 - t0, I, GH, w->da_in + b * GH, B * GH, 1, w->w_ih, GH, NULL,
+                             w->dx + (t0 * B + b) * I, B * I);
     }
 }
 
@@ -722,9 +716,8 @@ static inline void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t t0, i
     int64_t r0, r1;
     rf_slice((t1 - t0) * w->B, nt, it, &r0, &r1);
     if (r1 <= r0) return;
-    real *dx = w->dx + (t0 * w->B + r0) * I;
-    memset(dx, 0, (size_t)((r1 - r0) * I) * sizeof(real));
-    RF_F(rf_mmp)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, dx, I);
+    RF_F(rf_mmp_set)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, NULL,
+                     w->dx + (t0 * w->B + r0) * I, I);
 }
 
 /* The rows of h_prev for the chunk's dW_hh^T (h_prev = h0 at step 0, else y[t-1]): their

@@ -69,12 +69,26 @@ RF_INLINE void RF_F(rnn_row_forward)(int relu, int64_t H, real *restrict y,
     }
 }
 
+#if RF_IS_F32 && defined(RF_HAVE_AVX2)
+/* rnn_row_forward's tanh on AVX2 vectors of 8 (rf_v8_tanh), the last n % 8 units masked: the
+ * same bits as gcc's vectorisation of rf_tanh_f32 (as lstm_row_forward_avx2). RNN (32,50,32,64)
+ * inference 0.95 of the time (H = 61: 0.92), (1,200,64,128) 0.96 (in-process A/B, float32). */
+RF_AVX2_TARGET static void rnn_row_tanh_avx2(int64_t n, float *restrict y, float *restrict h_b) {
+    for (int64_t j = 0; j < n; j += 8) {
+        const __m256 v = rf_v8_tanh(rf_v8_load(y + j, n - j));
+        rf_v8_store(y + j, n - j, v);
+        rf_v8_store(h_b + j, n - j, v);
+    }
+}
+#endif
+
 /* y[t] rows [b0,b1), units [u0,u1) hold pre-activations; apply act in place and write h_t to h
  * (B rows of H; h_{t-1} is in hp, the same buffer in the batch split). */
 RF_INLINE void RF_F(rnn_act_forward_body)(const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
                                           int64_t b1, int64_t u0, int64_t u1, real *h,
-                                          const real *hp) {
+                                          const real *hp, int isa) {
     const int64_t B = a->B, H = a->H, n = u1 - u0;
+    (void)isa; /* only the float AVX2 copy has code of its own */
     for (int64_t b = b0; b < b1; b++) {
         real *y_tb = a->y + (t * B + b) * H + u0, *h_b = h + b * H + u0;
         if (!rf_valid(a->lengths, t, b)) {
@@ -83,10 +97,13 @@ RF_INLINE void RF_F(rnn_act_forward_body)(const RF_F(rnn_fwd) *a, int64_t t, int
             continue;
         }
         if (a->relu) RF_F(rnn_row_forward)(1, n, y_tb, h_b);
+#if RF_IS_F32 && defined(RF_HAVE_AVX2)
+        else if (isa == RF_ISA_AVX2) rnn_row_tanh_avx2(n, y_tb, h_b);
+#endif
         else RF_F(rnn_row_forward)(0, n, y_tb, h_b);
     }
 }
-RF_MULTIVERSION(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0, int64_t b1,
+RF_MULTIVERSION_ISA(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0, int64_t b1,
                                   int64_t u0, int64_t u1, real *h, const real *hp),
                 (a, t, b0, b1, u0, u1, h, hp))
 
@@ -107,7 +124,7 @@ static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, rf_step_flag *f, int
         if ((t = RF_F(rf_trial_step)(&tr, t, a->h, a->hb, B, H, &b0, &b1, &u0, &u1)) < 0) return;
         RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
         RF_F(rf_step_product)(a->y + t * B * H, H, hp, B, H, a->WhT, 1, tr.unit, b0, b1, u0,
-                              u1);
+                              u1, 0, NULL);
         RF_F(rnn_act_forward)(a, t, b0, b1, u0, u1, h, hp);
         rf_trial_end(&tr, t);
     }

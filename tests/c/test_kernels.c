@@ -23,6 +23,7 @@
 
 #include "naive_blas.h"
 #include "rnnfast.h"
+#include "rf_common.h"
 
 enum { RNN_TANH, RNN_RELU, LSTM, GRU };
 static const char *NAMES[] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
@@ -427,6 +428,51 @@ static void check_transposes(void) {
     free(sf); free(df); free(sd); free(dd);
 }
 
+/* The internal product that sets C (rf_mmp_set, rf_mmp_cols_set; rf_common.h) against filling C
+ * and adding (rf_mmp, rf_mmp_cols): the same bits, with a bias row and with zeros (NULL), K = 0
+ * (C = the bias), row counts on both sides of the tiles' 4 and column counts around the vector
+ * widths; k beyond one k block (RF_TKC = 256); C's columns past n stay untouched. */
+#define CHECK_MMP_SET(real, sfx)                                                                \
+    static void check_mmp_set_##sfx(void) {                                                     \
+        enum { MX = 13, NX = 40, KX = 300, LDC = NX + 3 };                                      \
+        real *A = malloc(sizeof(real) * MX * KX), *Bp = malloc(sizeof(real) * KX * 2 * 128);    \
+        real *bias = malloc(sizeof(real) * NX), *C1 = malloc(sizeof(real) * MX * LDC);          \
+        real *C2 = malloc(sizeof(real) * MX * LDC);                                             \
+        for (int i = 0; i < MX * KX; i++) A[i] = (real)urand();                                 \
+        for (int j = 0; j < NX; j++) bias[j] = (real)urand();                                   \
+        const int64_t Ms[] = {1, 3, 4, 5, 13}, Ns[] = {1, 7, 8, 9, 16, 17, 33, 40};             \
+        const int64_t Ks[] = {0, 1, 5, 300};                                                    \
+        for (int mi = 0; mi < 5; mi++)                                                          \
+            for (int ni = 0; ni < 8; ni++)                                                      \
+                for (int ki = 0; ki < 4; ki++)                                                  \
+                    for (int opt = 0; opt < 4; opt++) {                                         \
+                        const int64_t M = Ms[mi], N = Ns[ni], K = Ks[ki];                       \
+                        const int64_t np = rf_np_##sfx(), ld = rf_packed_ld_##sfx(N);           \
+                        const real *b = opt & 1 ? bias : NULL;                                  \
+                        const int cols = opt >> 1; /* columns [c0, N) of rf_mmp_cols */         \
+                        const int64_t c0 = cols ? N / 3 : 0, n = N - c0;                        \
+                        for (int64_t k = 0; k < K; k++) /* B (K,N) packed, element k+j */       \
+                            for (int64_t j = 0; j < N; j++)                                     \
+                                Bp[j / np * K * ld + k * ld + j % np] = (real)(k - j) / 64;     \
+                        for (int i = 0; i < MX * LDC; i++) C1[i] = C2[i] = -7;                  \
+                        for (int64_t i = 0; i < M; i++)                                         \
+                            for (int64_t j = 0; j < n; j++) C1[i * LDC + j] = b ? b[j] : 0;     \
+                        if (cols) {                                                             \
+                            rf_mmp_cols_##sfx(M, N, c0, n, K, A, KX, 1, Bp, K, C1, LDC);        \
+                            rf_mmp_cols_set_##sfx(M, N, c0, n, K, A, KX, 1, Bp, K, b, C2, LDC); \
+                        } else {                                                                \
+                            rf_mmp_##sfx(M, N, K, A, KX, 1, Bp, K, C1, LDC);                    \
+                            rf_mmp_set_##sfx(M, N, K, A, KX, 1, Bp, K, b, C2, LDC);             \
+                        }                                                                       \
+                        CHECK(!memcmp(C1, C2, sizeof(real) * MX * LDC),                         \
+                              #sfx " mmp set M=%d N=%d K=%d bias=%d cols=%d: not the same\n",   \
+                              (int)M, (int)N, (int)K, opt & 1, cols);                           \
+                    }                                                                           \
+        free(A); free(Bp); free(bias); free(C1); free(C2);                                      \
+    }
+CHECK_MMP_SET(float, f32)
+CHECK_MMP_SET(double, f64)
+
 int main(void) {
     /* (T, B, I, H): small-path shapes (incl. B=1, T=1, odd H), then large-path ones
      * (B*G*H*H > 2^20: built with -DRF_SMALL_MACS=1048576 -DRF_SMALL_MIN_ROWS=1). Built with
@@ -467,6 +513,8 @@ int main(void) {
     }
     check_errors();
     check_transposes();
+    check_mmp_set_f32();
+    check_mmp_set_f64();
     printf("kernels' instruction set: %s\n", rnnfast_isa());
     printf("rnnfast C tests: %d failure(s); worst relative gradient error %.2e\n", failures,
            worst);
