@@ -70,6 +70,38 @@ def test_falls_back_to_reference_with_one_warning():
     assert out.stdout.strip() == "ok"
 
 
+def test_workspace_cache_setting():
+    old = rnnfast.get_workspace_cache()
+    assert old == 1 << 28  # the documented default
+    try:
+        for bad, exc in ((-1, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError)):
+            with pytest.raises(exc, match="nbytes must"):
+                rnnfast.set_workspace_cache(bad)
+        assert rnnfast.get_workspace_cache() == old
+        rnnfast.set_workspace_cache(1 << 20)
+        assert rnnfast.get_workspace_cache() == 1 << 20
+        if not rnnfast.compiled_available():
+            return
+        from rnnfast import _kernels
+        small = _kernels._work(1000, np.float32)
+        assert _kernels._work(500, np.float32) is small          # kept and reused
+        assert _kernels._work(1000, np.float64) is not small     # one per dtype
+        big = _kernels._work(1 << 20, np.float32)                # 4 MiB: over the limit
+        assert big is not small and _kernels._work(1 << 20, np.float32) is not big
+        assert _kernels._work(1000, np.float32) is small         # the kept one stays
+        rnnfast.set_workspace_cache(0)                           # dropped at the next call
+        assert _kernels._work(10, np.float32) is not small
+        assert getattr(_kernels._work_tls, "f", None) is None
+        rnnfast.set_workspace_cache(old)
+        x = np.random.default_rng(0).standard_normal((3, 2, 4)).astype(np.float32)
+        w = np.full((5, 5), 0.1, np.float32)
+        with rnnfast.use_backend("compiled"):
+            kernels.rnn_forward(x, None, w[:, :4], w)
+        assert getattr(_kernels._work_tls, "f", None) is not None  # a kernel call keeps one
+    finally:
+        rnnfast.set_workspace_cache(old)
+
+
 def test_num_threads_setting(monkeypatch):
     old = rnnfast._threads._num_threads
     try:

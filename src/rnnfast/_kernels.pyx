@@ -21,24 +21,28 @@ from libc.stdint cimport int64_t
 cimport scipy.linalg.cython_blas as cblas
 
 from rnnfast import _validate
-from rnnfast._threads import get_num_threads
+from rnnfast._threads import get_num_threads, get_workspace_cache
 import threading
 
 # Workspace of the kernels: scratch, dead once a call returns. Each thread keeps its last one (up to
-# _WORK_CACHE_BYTES) and reuses it when big enough, so a loop of calls does not hand megabytes
-# back to the C allocator after every call (glibc then trims the heap and the next call pays a
-# page fault per 4 KiB touched). Per thread, so concurrent calls never share one.
-_WORK_CACHE_BYTES = 1 << 24
+# rnnfast.get_workspace_cache() bytes) and reuses it when big enough, so a loop of calls does not
+# hand megabytes back to the C allocator after every call (glibc then trims the heap, or unmaps
+# what it mapped, and the next call pays a page fault and the zeroing of every 4 KiB touched).
+# Per thread, so concurrent calls never share one.
 _work_tls = threading.local()
 
 
 def _work(n, dt):
     dt = np.dtype(dt)
+    limit = get_workspace_cache()
     buf = getattr(_work_tls, dt.char, None)
-    if buf is not None and buf.shape[0] >= n:
-        return buf
+    if buf is not None:
+        if buf.nbytes > limit:  # the limit was lowered since it was kept
+            delattr(_work_tls, dt.char)
+        elif buf.shape[0] >= n:
+            return buf
     buf = np.empty(max(n, 1), dt)
-    if buf.nbytes <= _WORK_CACHE_BYTES:
+    if buf.nbytes <= limit:
         setattr(_work_tls, dt.char, buf)
     return buf
 

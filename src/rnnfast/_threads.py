@@ -1,14 +1,25 @@
-"""The thread count the compiled kernels use.
+"""The compiled kernels' process-wide settings: the thread count and the workspace cache.
 
-One setting for the process: ``set_num_threads(n)``, else the environment variable
-RNNFAST_NUM_THREADS, else every core this process may run on. Kernels receive the count as an
-argument; nothing in C reads it from a global.
+Threads: ``set_num_threads(n)``, else the environment variable RNNFAST_NUM_THREADS, else every
+core this process may run on. Kernels receive the count as an argument; nothing in C reads it from
+a global.
+
+Workspace cache: each Python thread that calls a compiled kernel keeps the scratch memory of its
+last call, up to ``get_workspace_cache()`` bytes, and reuses it when the next call's fits
+(rnnfast._kernels._work). Fresh memory costs page faults and the OS's zeroing of every page: for
+the GRU at (128,100,512,512), 10-13% of a forward+backward's profile with a 16 MiB limit (its
+backward's 157 MB workspace was fresh every call); kept, the call took 0.88-0.99 of the time
+(in-process A/B, two runs). The outputs are new arrays every call, as they must be.
 """
+import numbers
 import os
 
 from ._validate import positive_int
 
 _num_threads = None
+# 256 MiB: the largest workspace of DESIGN.md's shapes is the GRU's backward at (128,100,512,512),
+# 157 MB (two gate gradients of T*B*3H floats).
+_workspace_cache = 1 << 28
 
 
 def _default():
@@ -33,3 +44,24 @@ def set_num_threads(n):
 def get_num_threads():
     """The number of threads the compiled kernels will use."""
     return _num_threads if _num_threads is not None else _default()
+
+
+def set_workspace_cache(nbytes):
+    """Let each calling thread keep up to ``nbytes`` of kernel workspace between calls (>= 0).
+
+    The default, 256 MiB, covers the workspaces of large layers (a GRU's backward at B=128,
+    T=100, H=512 needs 157 MB): a loop of calls then reuses one buffer instead of faulting fresh
+    memory in on every call. A smaller value returns larger buffers to the allocator after each
+    call; 0 keeps none. A thread drops a cached buffer above the new limit at its next call.
+    """
+    global _workspace_cache
+    if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Integral):
+        raise TypeError(f"nbytes must be an int, got {type(nbytes).__name__} {nbytes!r}")
+    if nbytes < 0:
+        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+    _workspace_cache = int(nbytes)
+
+
+def get_workspace_cache():
+    """The most bytes of kernel workspace each calling thread keeps between calls."""
+    return _workspace_cache
