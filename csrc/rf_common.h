@@ -242,16 +242,119 @@ typedef struct {
  * threads than free CPUs (other processes, or several calls at once) the thread being waited for
  * gets to run instead of losing its time slices to the spinner. */
 #define RF_SPIN_YIELD 4096
+static inline void rf_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
     atomic_store_explicit(&f[it].step, s, memory_order_release);
     for (int j = 0; j < nt; j++)
         for (long spins = 0;
              j != it && atomic_load_explicit(&f[j].step, memory_order_acquire) < s; spins++) {
             if (spins >= RF_SPIN_YIELD) rf_yield();
-#if defined(__x86_64__) || defined(__i386__)
-            else __builtin_ia32_pause();
-#endif
+            else rf_pause();
         }
+}
+
+/* ---- the batch split's row stealing ---------------------------------------------------------
+ * The batch split gives each thread the same rows, but on these VMs the two vCPUs finish a
+ * region 10-17% apart, at random (the host takes one of them for a while), and the other waits.
+ * So a thread that has finished its rows takes part of a slower thread's: it asks (rf_steal_take),
+ * the owner answers at the top of its next step (rf_steal_give) by handing over the upper half of
+ * its rows from that step on, and the thief runs those rows to the end. Every row is computed by
+ * the same code in the same order whichever thread runs it and however many rows a product has
+ * (rf_mm.c's contract), so the results stay the same bits. Rows whose product would have fewer
+ * than RF_STEAL_MIN_ROWS rows, or fewer than RF_STEAL_MIN_STEPS steps left, are not split. A
+ * thread's state: 0 running, k > 0 thread k-1 asks for rows, -1 finished (no more to give: a
+ * thief's rows are never split again). answer: from the owner to this thread as a thief, 1 rows
+ * (r0, r1 from step index s), 2 none. RF_STEAL_DELAY (tests): threads other than 0 spin that many
+ * pause instructions a step, so that thread 0 steals. */
+#define RF_STEAL_MAX_THREADS 8
+#ifndef RF_STEAL_MIN_ROWS
+#define RF_STEAL_MIN_ROWS 4
+#endif
+#ifndef RF_STEAL_MIN_STEPS
+#define RF_STEAL_MIN_STEPS 2
+#endif
+#ifndef RF_STEAL_DELAY
+#define RF_STEAL_DELAY 0
+#endif
+#if RF_STEAL_DELAY
+void rf_steal_counted(void); /* test builds: count the hand-overs (runtime.c) */
+long rf_steal_count(void);
+#endif
+typedef struct {
+    _Alignas(64) _Atomic int state;
+    _Atomic int answer;
+    int64_t r0, r1, s;
+} rf_steal;
+
+/* Ready the slots for a region of up to nt threads; NULL (no stealing) for more. */
+static inline rf_steal *rf_steal_init(rf_steal *sl, int nt) {
+    if (nt > RF_STEAL_MAX_THREADS) return NULL;
+    for (int i = 0; i < RF_STEAL_MAX_THREADS; i++) {
+        atomic_init(&sl[i].state, 0);
+        atomic_init(&sl[i].answer, 0);
+    }
+    return sl;
+}
+
+/* Owner `it` at the top of step index n of its steps [., T): if a thief asks, hand it rows
+ * [mid, *b1) from step n on and keep [b0, mid), or say none. */
+static inline void rf_steal_give(rf_steal *sl, int it, int64_t n, int64_t T, int64_t b0,
+                                 int64_t *b1) {
+    if (RF_STEAL_DELAY && it != 0)
+        for (int i = 0; i < RF_STEAL_DELAY; i++) rf_pause();
+    /* acquire: the thief reset its answer before asking */
+    const int k = atomic_load_explicit(&sl[it].state, memory_order_acquire) - 1;
+    if (k < 0) return;
+    const int64_t mid = b0 + (*b1 - b0) / 2;
+    const int give = mid - b0 >= RF_STEAL_MIN_ROWS && T - n >= RF_STEAL_MIN_STEPS;
+    if (give) {
+        sl[k].r0 = mid; sl[k].r1 = *b1; sl[k].s = n;
+        *b1 = mid;
+#if RF_STEAL_DELAY
+        rf_steal_counted();
+#endif
+    }
+    /* reset before answering: the thief may ask again as soon as it has the answer */
+    atomic_store_explicit(&sl[it].state, 0, memory_order_relaxed);
+    atomic_store_explicit(&sl[k].answer, give ? 1 : 2, memory_order_release); /* + its rows */
+}
+
+/* Owner `it` has finished its rows: refuse the thief that may be asking, then take none. */
+static inline void rf_steal_done(rf_steal *sl, int it) {
+    for (;;) {
+        int s = 0;
+        if (atomic_compare_exchange_strong(&sl[it].state, &s, -1)) return;
+        if (s < 0) return;
+        atomic_store_explicit(&sl[it].state, 0, memory_order_relaxed);
+        atomic_store_explicit(&sl[s - 1].answer, 2, memory_order_release);
+    }
+}
+
+/* Thread `it` (finished: rf_steal_done) asks the others in turn; returns 1 with rows [*r0,*r1)
+ * from step index *s, or 0 when none gave any. A busy owner (another thief asking) is skipped. */
+static inline int rf_steal_take(rf_steal *sl, int nt, int it, int64_t *r0, int64_t *r1,
+                                int64_t *s) {
+    for (int j = 1; j < nt; j++) {
+        const int v = (it + j) % nt;
+        int zero = 0;
+        if (!atomic_compare_exchange_strong(&sl[v].state, &zero, it + 1)) continue;
+        int a;
+        for (long spins = 0; !(a = atomic_load_explicit(&sl[it].answer, memory_order_acquire));
+             spins++) {
+            if (spins >= RF_SPIN_YIELD) rf_yield();
+            else rf_pause();
+        }
+        atomic_store_explicit(&sl[it].answer, 0, memory_order_relaxed);
+        if (a == 1) {
+            *r0 = sl[it].r0; *r1 = sl[it].r1; *s = sl[it].s;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Run fn(args..., f, n, it) on up to nu threads (the unit split), f their zeroed step counters. */

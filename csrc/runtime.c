@@ -29,3 +29,10 @@ const char *rnnfast_strerror(int code) {
     default: return "unknown rnnfast error code";
     }
 }
+
+#if RF_STEAL_DELAY
+/* Test builds only (rf_common.h's row stealing): how many times rows were handed over. */
+static _Atomic long rf_steals;
+void rf_steal_counted(void) { atomic_fetch_add_explicit(&rf_steals, 1, memory_order_relaxed); }
+long rf_steal_count(void) { return atomic_load_explicit(&rf_steals, memory_order_relaxed); }
+#endif

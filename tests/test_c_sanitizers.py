@@ -71,6 +71,12 @@ TRIAL_FORCE = {"avx2-rows": 1, "portable": 2}
 # (H = 4, 5, 7: rows of 224 bytes and less in double) run the plain products and the larger ones
 # (H = 9 and up) the packed ones.
 CHUNK_PACK_BYTES = {"avx2-rows": 256}
+# The batch split's row stealing (rf_steal in rf_common.h) runs when a thread falls behind, which
+# these tiny problems rarely do: in these builds every thread but 0 spins a while each step, and
+# rows are handed over down to one, so that thread 0 takes rows (counted, and asserted below)
+# and the C tests compare those runs with one thread's bit for bit.
+STEAL = {"native": ["-DRF_STEAL_DELAY=3000", "-DRF_STEAL_MIN_ROWS=1"],
+         "portable": ["-DRF_STEAL_DELAY=3000", "-DRF_STEAL_MIN_ROWS=1"]}
 
 
 def _builds():
@@ -92,7 +98,8 @@ def test_c_kernels_under_sanitizers(tmp_path, isa):
         pytest.skip("no C compiler")
     exe = str(tmp_path / "rnnfast_ctest")
     isa_flags = ISA_FLAGS[isa] + [f"-DRF_TRIAL_FORCE={TRIAL_FORCE.get(isa, 0)}",
-                                  f"-DRF_CHUNK_PACK_BYTES={CHUNK_PACK_BYTES.get(isa, 0)}"]
+                                  f"-DRF_CHUNK_PACK_BYTES={CHUNK_PACK_BYTES.get(isa, 0)}",
+                                  *STEAL.get(isa, [])]
     build = _build(cc, exe, ["-fopenmp", "-DRNNFAST_OPENMP", *isa_flags])
     if build.returncode != 0:  # no OpenMP: the kernels build single-threaded
         build = _build(cc, exe, isa_flags)
@@ -107,3 +114,5 @@ def test_c_kernels_under_sanitizers(tmp_path, isa):
         ran = run.stdout.split("kernels' instruction set: ")[1].split()[0]
         assert ran in (("generic",) if isa == "portable" else ("avx2", "generic")), report
     assert "runtime error" not in run.stderr and "AddressSanitizer" not in run.stderr, report
+    if isa in STEAL and "-fopenmp" in build.args:
+        assert int(run.stdout.split("rows handed over: ")[1].split()[0]) > 0, report

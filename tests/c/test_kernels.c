@@ -516,6 +516,9 @@ int main(void) {
     check_mmp_set_f32();
     check_mmp_set_f64();
     printf("kernels' instruction set: %s\n", rnnfast_isa());
+#if RF_STEAL_DELAY
+    printf("rows handed over: %ld\n", rf_steal_count());
+#endif
     printf("rnnfast C tests: %d failure(s); worst relative gradient error %.2e\n", failures,
            worst);
     return failures ? 1 : 0;
