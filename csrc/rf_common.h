@@ -357,6 +357,20 @@ static inline int rf_steal_take(rf_steal *sl, int nt, int it, int64_t *r0, int64
     return 0;
 }
 
+/* The batch split's time loop with row stealing: the statements after b1 (the step), for step
+ * index n = 0..T-1 of rows [b0, b1) (the caller's variables, which the statements use), then,
+ * with sl, for rows taken from slower threads, each from its own step index on. */
+#define RF_STEAL_STEPS(sl, nt, it, T, n, b0, b1, ...)                                           \
+    for (int64_t rf_n0_ = 0;;) {                                                                \
+        for (int64_t n = rf_n0_; n < (T); n++) {                                                \
+            if (sl) rf_steal_give(sl, it, n, T, b0, &(b1));                                     \
+            __VA_ARGS__;                                                                        \
+        }                                                                                       \
+        if (!(sl)) break;                                                                       \
+        rf_steal_done(sl, it);                                                                  \
+        if (!rf_steal_take(sl, nt, it, &(b0), &(b1), &rf_n0_)) break;                           \
+    }
+
 /* Run fn(args..., f, n, it) on up to nu threads (the unit split), f their zeroed step counters. */
 #define RF_RUN_UNITS(nu, fn, ...)                                                               \
     do {                                                                                        \

@@ -117,18 +117,11 @@ RF_MULTIVERSION_ISA(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t
 static void RF_F(rnn_forward_rows)(const RF_F(rnn_fwd) *a, int nt, int it, int64_t b0,
                                    int64_t b1) {
     const int64_t T = a->T, B = a->B, H = a->H;
-    rf_steal *sl = a->steal;
-    for (int64_t t0 = 0;;) {
-        for (int64_t t = t0; t < T; t++) {
-            if (sl) rf_steal_give(sl, it, t, T, b0, &b1);
-            RF_F(rf_step_product)(a->y + t * B * H, H, a->h, B, H, a->WhT, 1, 0, b0, b1, 0, H,
-                                  0, NULL);
-            RF_F(rnn_act_forward)(a, t, b0, b1, 0, H, a->h, a->h);
-        }
-        if (!sl) return;
-        rf_steal_done(sl, it);
-        if (!rf_steal_take(sl, nt, it, &b0, &b1, &t0)) return;
-    }
+    RF_STEAL_STEPS(a->steal, nt, it, T, t, b0, b1, {
+        RF_F(rf_step_product)(a->y + t * B * H, H, a->h, B, H, a->WhT, 1, 0, b0, b1, 0, H, 0,
+                              NULL);
+        RF_F(rnn_act_forward)(a, t, b0, b1, 0, H, a->h, a->h);
+    })
 }
 
 /* Small path, thread `it` of `nt`: its batch slice's rows of the projection of all T steps into
@@ -257,17 +250,12 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
     int64_t b0, b1, u0, u1;
     const int split = tr.unit; /* fixed for the call (the trial may end tr.unit) */
     rf_share(split, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
-    for (int64_t n0 = 0; !split;) { /* the batch split, step index n = T - 1 - t */
-        for (int64_t n = n0; n < T; n++) {
-            if (a->steal) rf_steal_give(a->steal, it, n, T, b0, &b1);
+    if (!split) /* the batch split, step index n = T - 1 - t */
+        RF_STEAL_STEPS(a->steal, nt, it, T, n, b0, b1, {
             RF_F(rnn_act_backward)(a, T - 1 - n, b0, b1, 0, H);
-            RF_F(rf_step_dh)(a->dh, a->da + (T - 1 - n) * B * H, a->w_hh, B, H, H, b0, b1, 0, H,
-                             &tr);
-        }
-        if (!a->steal) break;
-        rf_steal_done(a->steal, it);
-        if (!rf_steal_take(a->steal, nt, it, &b0, &b1, &n0)) break;
-    }
+            RF_F(rf_step_dh)(a->dh, a->da + (T - 1 - n) * B * H, a->w_hh, B, H, H, b0, b1, 0,
+                             H, &tr);
+        })
     for (int64_t t = T - 1; t >= 0 && split; t--) {
         if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(rnn_act_backward)(a, t, b0, b1, u0, u1);
