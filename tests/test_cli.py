@@ -21,7 +21,8 @@ def run(code, **env):
 def test_info_reports_blas_and_backend(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
-    for key in ("rnnfast", "active backend", "BLAS core type", "sgemm 128x512x2048", "GFLOP/s"):
+    for key in ("rnnfast", "active backend", "BLAS core type", "sgemm 128x512x2048", "GFLOP/s",
+                "workspace kept per thread"):
         assert key in out
 
 

@@ -2,7 +2,8 @@
 
 demo   train a small model on a built-in task and report quality and the compiled-vs-reference speed-up
 bench  time rnnfast's kernels against the NumPy reference and PyTorch (when installed), side by side
-info   version, active backend, threads, OpenMP, and the BLAS: library, core type, measured sgemm GFLOP/s
+info   version, active backend, threads, workspace cache, OpenMP, and the BLAS: library, core
+       type, measured sgemm GFLOP/s
 """
 import argparse
 import sys
@@ -47,6 +48,7 @@ def info(argv=None):
         rows.append(("compiled kernels", f"NOT available ({kernels._compiled_error})"))
     rows.append(("active backend", rnnfast.backend()))
     rows.append(("threads", str(rnnfast.get_num_threads())))
+    rows.append(("workspace kept per thread", f"up to {rnnfast.get_workspace_cache() >> 20} MiB"))
     b = _blas.info()
     rows += [("BLAS library", str(b["library"])), ("BLAS config", str(b["config"])),
              ("BLAS core type", str(b["core_type"])), ("CPU has AVX-512", str(b["cpu_avx512"])),
