@@ -247,14 +247,17 @@ static inline void rf_pause(void) {
     __builtin_ia32_pause();
 #endif
 }
+/* One round of a spin wait that has gone `spins` rounds: a pause, or the CPU given up. */
+static inline void rf_spin(long spins) {
+    if (spins >= RF_SPIN_YIELD) rf_yield();
+    else rf_pause();
+}
 static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
     atomic_store_explicit(&f[it].step, s, memory_order_release);
     for (int j = 0; j < nt; j++)
         for (long spins = 0;
-             j != it && atomic_load_explicit(&f[j].step, memory_order_acquire) < s; spins++) {
-            if (spins >= RF_SPIN_YIELD) rf_yield();
-            else rf_pause();
-        }
+             j != it && atomic_load_explicit(&f[j].step, memory_order_acquire) < s; spins++)
+            rf_spin(spins);
 }
 
 /* ---- the batch split's row stealing ---------------------------------------------------------
@@ -290,9 +293,10 @@ typedef struct {
     int64_t r0, r1, s;
 } rf_steal;
 
-/* Ready the slots for a region of up to nt threads; NULL (no stealing) for more. */
+/* Ready the slots for a region of up to nt threads; NULL (no stealing) for one or more than
+ * RF_STEAL_MAX_THREADS. */
 static inline rf_steal *rf_steal_init(rf_steal *sl, int nt) {
-    if (nt > RF_STEAL_MAX_THREADS) return NULL;
+    if (nt < 2 || nt > RF_STEAL_MAX_THREADS) return NULL;
     for (int i = 0; i < RF_STEAL_MAX_THREADS; i++) {
         atomic_init(&sl[i].state, 0);
         atomic_init(&sl[i].answer, 0);
@@ -344,10 +348,8 @@ static inline int rf_steal_take(rf_steal *sl, int nt, int it, int64_t *r0, int64
         if (!atomic_compare_exchange_strong(&sl[v].state, &zero, it + 1)) continue;
         int a;
         for (long spins = 0; !(a = atomic_load_explicit(&sl[it].answer, memory_order_acquire));
-             spins++) {
-            if (spins >= RF_SPIN_YIELD) rf_yield();
-            else rf_pause();
-        }
+             spins++)
+            rf_spin(spins);
         atomic_store_explicit(&sl[it].answer, 0, memory_order_relaxed);
         if (a == 1) {
             *r0 = sl[it].r0; *r1 = sl[it].r1; *s = sl[it].s;

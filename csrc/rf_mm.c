@@ -372,7 +372,7 @@ mm_tiles_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int6
  * of TNC, as in mm_tiles. */                                                                \
 __attribute__((target(TGT))) static void                                                       \
 mm_pp_##sfx(int64_t M, int64_t N, int64_t K, const real *Ap, const real *Bm, int64_t ldb,       \
-            int64_t ps, real *C, int64_t ldc) {  /* C += A B only */                            \
+            int64_t ps, real *C, int64_t ldc) { /* C += A B only */                             \
     for (int64_t jc = 0; jc < N; jc += (TNC)) {                                                 \
         const int64_t nc = N - jc < (TNC) ? N - jc : (TNC);                                     \
         const real *b = Bm + jc / (NP) * ps + jc % (NP);                                        \
@@ -559,9 +559,9 @@ int rf_isa(void) {
             mm_tiles_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc, set, c0);         \
         else mm_vec_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc, set, c0);          \
         break;
-/* set: C = c0 (a row of N, the same for every row; NULL: zeros) + A Bm, else C += A Bm. The     \
- * vector kernels start their accumulators from c0 (the same sums as filling C first: c0[j] is  \
- * where each element's sum starts); the portable one, and K = 0, fill C first. */              \
+/* set: C = c0 (a row of N, the same for every row; NULL: zeros) + A Bm, else C += A Bm. The
+ * vector kernels start their accumulators from c0 (the same sums as filling C first: c0[j] is
+ * where each element's sum starts); the portable one, and K = 0, fill C first. */
 #define RF_MM_DISPATCH(sfx, tiles)                                                              \
     if (set && (K <= 0 || rf_isa() == RF_ISA_GENERIC)) {                                        \
         fill_##sfx(M, N, c0, C, ldc);                                                           \
@@ -616,8 +616,9 @@ void rf_mmp_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, i
     const int64_t ldb = rf_packed_ld_##sfx(N);                                                  \
     rf_mmp_ld_##sfx(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc, 0, NULL);                  \
 }                                                                                               \
-void rf_mmp_set_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda, int64_t acs,\
-                      const real *Bm, int64_t kp, const real *bias, real *C, int64_t ldc) {     \
+void rf_mmp_set_##sfx(int64_t M, int64_t N, int64_t K, const real *A, int64_t lda,             \
+                      int64_t acs, const real *Bm, int64_t kp, const real *bias, real *C,       \
+                      int64_t ldc) {                                                            \
     const int64_t ldb = rf_packed_ld_##sfx(N);                                                  \
     rf_mmp_ld_##sfx(M, N, K, A, lda, acs, Bm, ldb, kp * ldb, C, ldc, 1, bias);                  \
 }

@@ -108,9 +108,9 @@ RF_INLINE void RF_F(rnn_act_forward_body)(const RF_F(rnn_fwd) *a, int64_t t, int
         else RF_F(rnn_row_forward)(0, n, y_tb, h_b);
     }
 }
-RF_MULTIVERSION_ISA(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0, int64_t b1,
-                                  int64_t u0, int64_t u1, real *h, const real *hp),
-                (a, t, b0, b1, u0, u1, h, hp))
+RF_MULTIVERSION_ISA(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
+                                      int64_t b1, int64_t u0, int64_t u1, real *h, const real *hp),
+                    (a, t, b0, b1, u0, u1, h, hp))
 
 /* The batch split's steps for rows [b0,b1) (h_n the running state), then, with a->steal, rows
  * taken from slower threads (rf_steal_take) until none are left. */
@@ -238,11 +238,11 @@ RF_INLINE void RF_F(rnn_act_backward_body)(const RF_F(rnn_bwd) *a, int64_t t, in
 RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0, int64_t b1,
                                    int64_t u0, int64_t u1), (a, t, b0, b1, u0, u1))
 
-/* Small path, thread `it` of `nt`: its batch slice for all T steps, or (f, the unit split) per
- * step its units of the gate gradient, the step sync, its units of dh += da[t] @ W_hh (after
- * the trial, rf_trial_bwd_top, perhaps thread 0 alone, the others skipping the steps); then,
- * after the one barrier, its share of the rows of dx (rf_wgrad_dx_split) and of dW_ih, dW_hh
- * and db (rf_wgrad_rows). */
+/* Small path, thread `it` of `nt`: its batch slice for all T steps, then rows taken from slower
+ * threads (RF_STEAL_STEPS); or (f, the unit split) per step its units of the gate gradient, the
+ * step sync, its units of dh += da[t] @ W_hh (after the trial, rf_trial_bwd_top, perhaps thread
+ * 0 alone, the others skipping the steps); then, after the one barrier, its share of the rows of
+ * dx (rf_wgrad_dx_split) and of dW_ih, dW_hh and db (rf_wgrad_rows). */
 static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w,
                                      rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, T = a->T;

@@ -83,21 +83,25 @@ def test_workspace_cache_setting():
         if not rnnfast.compiled_available():
             return
         from rnnfast import _kernels
-        small = _kernels._work(1000, np.float32)
-        assert _kernels._work(500, np.float32) is small          # kept and reused
-        assert _kernels._work(1000, np.float64) is not small     # one per dtype
-        big = _kernels._work(1 << 20, np.float32)                # 4 MiB: over the limit
-        assert big is not small and _kernels._work(1 << 20, np.float32) is not big
-        assert _kernels._work(1000, np.float32) is small         # the kept one stays
-        rnnfast.set_workspace_cache(0)                           # dropped at the next call
-        assert _kernels._work(10, np.float32) is not small
-        assert getattr(_kernels._work_tls, "f", None) is None
+        work = _kernels._work
+        small = work(1000, np.float32)
+        assert small.dtype == np.float32 and small.shape == (1000,)
+        assert np.shares_memory(work(500, np.float32), small)          # kept and reused
+        d = work(300, np.float64)                                       # one buffer, any dtype
+        assert d.dtype == np.float64 and d.shape == (300,) and np.shares_memory(d, small)
+        big = work(1 << 20, np.float32)                                 # 4 MiB: over the limit
+        assert not np.shares_memory(big, small)
+        assert not np.shares_memory(work(1 << 20, np.float32), big)     # so not kept
+        assert np.shares_memory(work(1000, np.float32), small)          # the kept one stays
+        rnnfast.set_workspace_cache(0)                                  # dropped at the next call
+        assert not np.shares_memory(work(10, np.float32), small)
+        assert getattr(_kernels._work_tls, "buf", None) is None
         rnnfast.set_workspace_cache(old)
         x = np.random.default_rng(0).standard_normal((3, 2, 4)).astype(np.float32)
         w = np.full((5, 5), 0.1, np.float32)
         with rnnfast.use_backend("compiled"):
             kernels.rnn_forward(x, None, w[:, :4], w)
-        assert getattr(_kernels._work_tls, "f", None) is not None  # a kernel call keeps one
+        assert getattr(_kernels._work_tls, "buf", None) is not None  # a kernel call keeps one
     finally:
         rnnfast.set_workspace_cache(old)
 

@@ -25,26 +25,26 @@ from rnnfast._threads import get_num_threads, get_workspace_cache
 import threading
 
 # Workspace of the kernels: scratch, dead once a call returns. Each thread keeps its last one (up to
-# rnnfast.get_workspace_cache() bytes) and reuses it when big enough, so a loop of calls does not
-# hand megabytes back to the C allocator after every call (glibc then trims the heap, or unmaps
-# what it mapped, and the next call pays a page fault and the zeroing of every 4 KiB touched).
-# Per thread, so concurrent calls never share one.
+# rnnfast.get_workspace_cache() bytes, one buffer of bytes whatever the dtype) and reuses it when
+# big enough, so a loop of calls does not hand megabytes back to the C allocator after every call
+# (glibc then trims the heap, or unmaps what it mapped, and the next call pays a page fault and
+# the zeroing of every 4 KiB touched). Per thread, so concurrent calls never share one.
 _work_tls = threading.local()
 
 
 def _work(n, dt):
+    """n elements of dtype dt of this thread's workspace (the kept buffer when it is big enough)."""
     dt = np.dtype(dt)
+    nbytes = max(n, 1) * dt.itemsize
     limit = get_workspace_cache()
-    buf = getattr(_work_tls, dt.char, None)
-    if buf is not None:
-        if buf.nbytes > limit:  # the limit was lowered since it was kept
-            delattr(_work_tls, dt.char)
-        elif buf.shape[0] >= n:
-            return buf
-    buf = np.empty(max(n, 1), dt)
-    if buf.nbytes <= limit:
-        setattr(_work_tls, dt.char, buf)
-    return buf
+    buf = getattr(_work_tls, "buf", None)
+    if buf is not None and buf.nbytes > limit:  # the limit was lowered since it was kept
+        buf = _work_tls.buf = None
+    if buf is None or buf.nbytes < nbytes:
+        buf = np.empty(nbytes, np.uint8)  # malloc'd: aligned for any dtype
+        if nbytes <= limit:
+            _work_tls.buf = buf
+    return buf[:nbytes].view(dt)
 
 cnp.import_array()
 

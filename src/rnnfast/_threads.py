@@ -11,7 +11,6 @@ the GRU at (128,100,512,512), 10-13% of a forward+backward's profile with a 16 M
 backward's 157 MB workspace was fresh every call); kept, the call took 0.88-0.99 of the time
 (in-process A/B, two runs). The outputs are new arrays every call, as they must be.
 """
-import numbers
 import os
 
 from ._validate import positive_int
@@ -49,17 +48,15 @@ def get_num_threads():
 def set_workspace_cache(nbytes):
     """Let each calling thread keep up to ``nbytes`` of kernel workspace between calls (>= 0).
 
-    The default, 256 MiB, covers the workspaces of large layers (a GRU's backward at B=128,
-    T=100, H=512 needs 157 MB): a loop of calls then reuses one buffer instead of faulting fresh
-    memory in on every call. A smaller value returns larger buffers to the allocator after each
-    call; 0 keeps none. A thread drops a cached buffer above the new limit at its next call.
+    One buffer per thread, whatever the dtype. The default, 256 MiB, covers the workspaces of
+    large layers (a GRU's backward at B=128, T=100, H=512 needs 157 MB): a loop of calls then
+    reuses one buffer instead of faulting fresh memory in on every call. Each thread of a pool
+    that calls the kernels keeps its own. A smaller value returns larger buffers to the allocator
+    after each call; 0 keeps none. A thread drops a kept buffer above the new limit at its next
+    kernel call.
     """
     global _workspace_cache
-    if isinstance(nbytes, bool) or not isinstance(nbytes, numbers.Integral):
-        raise TypeError(f"nbytes must be an int, got {type(nbytes).__name__} {nbytes!r}")
-    if nbytes < 0:
-        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
-    _workspace_cache = int(nbytes)
+    _workspace_cache = positive_int(nbytes, "nbytes", minimum=0)
 
 
 def get_workspace_cache():

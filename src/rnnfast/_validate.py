@@ -151,9 +151,10 @@ def layer_dtype(dtype):
     return dt
 
 
-def positive_int(n, name):
+def positive_int(n, name, minimum=1):
+    """``n`` as an int >= ``minimum`` (1 unless given), or a TypeError/ValueError naming it."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(n).__name__} {n!r}")
-    if n < 1:
-        raise ValueError(f"{name} must be >= 1, got {n}")
+    if n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {n}")
     return int(n)

@@ -48,7 +48,9 @@ def info(argv=None):
         rows.append(("compiled kernels", f"NOT available ({kernels._compiled_error})"))
     rows.append(("active backend", rnnfast.backend()))
     rows.append(("threads", str(rnnfast.get_num_threads())))
-    rows.append(("workspace kept per thread", f"up to {rnnfast.get_workspace_cache() >> 20} MiB"))
+    cache = rnnfast.get_workspace_cache()
+    rows.append(("workspace kept per thread",
+                 f"up to {cache >> 20} MiB" if cache >= 1 << 20 else f"up to {cache} bytes"))
     b = _blas.info()
     rows += [("BLAS library", str(b["library"])), ("BLAS config", str(b["config"])),
              ("BLAS core type", str(b["core_type"])), ("CPU has AVX-512", str(b["cpu_avx512"])),

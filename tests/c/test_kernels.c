@@ -431,19 +431,20 @@ static void check_transposes(void) {
 /* The internal product that sets C (rf_mmp_set, rf_mmp_cols_set; rf_common.h) against filling C
  * and adding (rf_mmp, rf_mmp_cols): the same bits, with a bias row and with zeros (NULL), K = 0
  * (C = the bias), row counts on both sides of the tiles' 4 and column counts around the vector
- * widths; k beyond one k block (RF_TKC = 256); C's columns past n stay untouched. */
+ * widths, across panel edges (128 columns for AVX-512) and past a column block (RF_TNC_AVX2 =
+ * 256, RF_TNC = 512); k beyond one k block (RF_TKC = 256); C's columns past n stay untouched. */
 #define CHECK_MMP_SET(real, sfx)                                                                \
     static void check_mmp_set_##sfx(void) {                                                     \
-        enum { MX = 13, NX = 40, KX = 300, LDC = NX + 3 };                                      \
-        real *A = malloc(sizeof(real) * MX * KX), *Bp = malloc(sizeof(real) * KX * 2 * 128);    \
+        enum { MX = 13, NX = 600, KX = 300, LDC = NX + 3 };                                     \
+        real *A = malloc(sizeof(real) * MX * KX), *Bp = malloc(sizeof(real) * KX * 5 * 128);    \
         real *bias = malloc(sizeof(real) * NX), *C1 = malloc(sizeof(real) * MX * LDC);          \
         real *C2 = malloc(sizeof(real) * MX * LDC);                                             \
         for (int i = 0; i < MX * KX; i++) A[i] = (real)urand();                                 \
         for (int j = 0; j < NX; j++) bias[j] = (real)urand();                                   \
-        const int64_t Ms[] = {1, 3, 4, 5, 13}, Ns[] = {1, 7, 8, 9, 16, 17, 33, 40};             \
+        const int64_t Ms[] = {1, 3, 4, 5, 13}, Ns[] = {1, 7, 8, 9, 16, 17, 33, 40, 150, 600};   \
         const int64_t Ks[] = {0, 1, 5, 300};                                                    \
         for (int mi = 0; mi < 5; mi++)                                                          \
-            for (int ni = 0; ni < 8; ni++)                                                      \
+            for (int ni = 0; ni < 10; ni++)                                                     \
                 for (int ki = 0; ki < 4; ki++)                                                  \
                     for (int opt = 0; opt < 4; opt++) {                                         \
                         const int64_t M = Ms[mi], N = Ns[ni], K = Ks[ki];                       \
