@@ -268,6 +268,12 @@ RF_V8_INLINE __m256 rf_v8_sigmoid_pick(__m256 x, __m256 z, __m256 r) {
                             _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
 }
 
+/* rf_sigmoid_f32: z = exp(-|x|), 1/(1+z) or z/(1+z). */
+RF_V8_INLINE __m256 rf_v8_sigmoid(__m256 x) {
+    const __m256 z = rf_v8_expneg(_mm256_or_ps(x, RF_V8(-0.0f))); /* x | sign = -|x| */
+    return rf_v8_sigmoid_pick(x, z, _mm256_div_ps(RF_V8(1.0f), _mm256_add_ps(RF_V8(1.0f), z)));
+}
+
 RF_V8_INLINE void rf_v8_lstm_gates(__m256 xi, __m256 xf, __m256 xg, __m256 xo, __m256 *i,
                                    __m256 *f, __m256 *g, __m256 *o) {
     const __m256 sign = RF_V8(-0.0f), one = RF_V8(1.0f); /* x | sign = -|x| */

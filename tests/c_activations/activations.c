@@ -61,12 +61,16 @@ EVAL_LOOPS(double, sig64, rf_sigmoid_f64(v))
 GATE_LOOPS(float, f32)
 GATE_LOOPS(double, f64)
 
-/* A fourth copy: the float forms written with AVX2 intrinsics (rf_v8_* in rf_real.h, the LSTM's
- * gate passes), 8 at a time, the last n % 8 masked. */
+/* A fourth copy: the float forms written with AVX2 intrinsics (rf_v8_* in rf_real.h, the gate
+ * passes of the LSTM and GRU and the RNN's tanh), 8 at a time, the last n % 8 masked. */
 #define COPY_V8 (RF_ISA_AVX512 + 1)
 #ifdef RF_HAVE_AVX2
 RF_AVX2_TARGET static void tanh32_v8(const float *x, float *y, long n) {
     for (long k = 0; k < n; k += 8) rf_v8_store(y + k, n - k, rf_v8_tanh(rf_v8_load(x + k, n - k)));
+}
+RF_AVX2_TARGET static void sig32_v8(const float *x, float *y, long n) {
+    for (long k = 0; k < n; k += 8)
+        rf_v8_store(y + k, n - k, rf_v8_sigmoid(rf_v8_load(x + k, n - k)));
 }
 RF_AVX2_TARGET static void gatesf32_v8(const float *x, float *y, long n) {
     for (long k = 0; k < n; k += 8) {
@@ -156,14 +160,15 @@ int main(void) {
         }
         snprintf(name, sizeof name, "float tanh (%s)", tag);
         report(name, &st, MAX_ULP_F32);
-        if (!v8) { /* the sigmoid and the double forms have no vector copy of their own */
-            sig32(copy, xf, yf, n);
-            for (long k = 0; k < n; k++) {
-                acc(&ss, ulp_err(yf[k], ref_sig(xf[k]), 24, -126), xf[k]);
-                check(yf[k] >= 0.0f && yf[k] <= 1.0f, "float sigmoid in [0, 1]");
-            }
-            snprintf(name, sizeof name, "float sigmoid (%s)", tag);
-            report(name, &ss, MAX_ULP_F32);
+        if (v8) V8(sig32, xf, yf, n);
+        else sig32(copy, xf, yf, n);
+        for (long k = 0; k < n; k++) {
+            acc(&ss, ulp_err(yf[k], ref_sig(xf[k]), 24, -126), xf[k]);
+            check(yf[k] >= 0.0f && yf[k] <= 1.0f, "float sigmoid in [0, 1]");
+        }
+        snprintf(name, sizeof name, "float sigmoid (%s)", tag);
+        report(name, &ss, MAX_ULP_F32);
+        if (!v8) { /* the double forms have no vector copy of their own */
             /* double tanh and sigmoid */
             fill(xd, n, 40.0);
             stat dt = {0}, ds = {0};
@@ -209,19 +214,23 @@ int main(void) {
         if (v8) { /* a masked tail (13 = 8 + 5 elements) against whole vectors (16): the same
                    * results, and the floats after the 13 untouched */
             float tx[16], ty[16], tw[16], gx[4 * 16], gw[4 * 16], in[4 * 13], out[4 * 13 + 3];
-            for (int k = 0; k < 16; k++) { tx[k] = xf[k]; ty[k] = 12345.0f; }
+            float sy[16], sw[16];
+            for (int k = 0; k < 16; k++) { tx[k] = xf[k]; ty[k] = sy[k] = 12345.0f; }
             for (int k = 0; k < 4 * 16; k++) gx[k] = xf[(k * 7919) % n];
             for (int q = 0; q < 4; q++) /* gate q's inputs: 16 apart in gx, 13 apart in in */
                 for (int k = 0; k < 13; k++) in[q * 13 + k] = gx[q * 16 + k];
             for (int k = 0; k < 4 * 13 + 3; k++) out[k] = 12345.0f;
             V8(tanh32, tx, tw, 16);
             V8(tanh32, tx, ty, 13);
+            V8(sig32, tx, sw, 16);
+            V8(sig32, tx, sy, 13);
             V8(gatesf32, gx, gw, 16);
             V8(gatesf32, in, out, 13);
             int same = ty[13] == 12345.0f && ty[14] == 12345.0f && ty[15] == 12345.0f &&
+                       sy[13] == 12345.0f && sy[14] == 12345.0f && sy[15] == 12345.0f &&
                        out[52] == 12345.0f && out[53] == 12345.0f && out[54] == 12345.0f;
             for (int k = 0; k < 13; k++) {
-                same &= ty[k] == tw[k];
+                same &= ty[k] == tw[k] && sy[k] == sw[k];
                 for (int q = 0; q < 4; q++) same &= out[q * 13 + k] == gw[q * 16 + k];
             }
             check(same, "the vector forms' masked tail (v8)");
@@ -229,17 +238,20 @@ int main(void) {
         if (v8) { /* special values through the vector forms (the scalar tanh's and sigmoid's:
                    * below) */
             const float sx[8] = {1e30f, -1e30f, INFINITY, -INFINITY, NAN, 1e-30f, -1e-30f, 0.0f};
-            float sy[8], gy[4][8];
+            float sy[8], ssig[8], gy[4][8];
             const float want[8] = {1.0f, -1.0f, 1.0f, -1.0f, NAN, 1e-30f, -1e-30f, 0.0f};
             const float want_sig[8] = {1.0f, 0.0f, 1.0f, 0.0f, NAN, 0.5f, 0.5f, 0.5f};
             for (int k = 0; k < 8; k++) xf[k] = xf[n + k] = xf[2 * n + k] = xf[3 * n + k] = sx[k];
             V8(tanh32, sx, sy, 8);
+            V8(sig32, sx, ssig, 8);
             V8(gatesf32, xf, yf, n);
             for (int g = 0; g < 4; g++)
                 for (int k = 0; k < 8; k++) gy[g][k] = yf[g * n + k];
             for (int k = 0; k < 8; k++) {
                 const float w = want[k], ws = want_sig[k];
                 check(isnan(w) ? isnan(sy[k]) : sy[k] == w, "float tanh special values (v8)");
+                check(isnan(ws) ? isnan(ssig[k]) : ssig[k] == ws,
+                      "float sigmoid special values (v8)");
                 check(isnan(w) ? isnan(gy[2][k]) : gy[2][k] == w, "LSTM g special values (v8)");
                 for (int g = 0; g < 4; g += g == 1 ? 2 : 1) /* i, f, o */
                     check(isnan(ws) ? isnan(gy[g][k]) : gy[g][k] == ws,
