@@ -304,6 +304,13 @@ static inline rf_steal *rf_steal_init(rf_steal *sl, int nt) {
     return sl;
 }
 
+/* Owner `it` answers thief k (1 rows, 2 none): its state is reset first, as the thief may ask
+ * again as soon as it has the answer; the release publishes the rows given and their data. */
+static inline void rf_steal_answer(rf_steal *sl, int it, int k, int a) {
+    atomic_store_explicit(&sl[it].state, 0, memory_order_relaxed);
+    atomic_store_explicit(&sl[k].answer, a, memory_order_release);
+}
+
 /* Owner `it` at the top of step index n of its steps [., T): if a thief asks, hand it rows
  * [mid, *b1) from step n on and keep [b0, mid), or say none. */
 static inline void rf_steal_give(rf_steal *sl, int it, int64_t n, int64_t T, int64_t b0,
@@ -322,9 +329,7 @@ static inline void rf_steal_give(rf_steal *sl, int it, int64_t n, int64_t T, int
         rf_steal_counted();
 #endif
     }
-    /* reset before answering: the thief may ask again as soon as it has the answer */
-    atomic_store_explicit(&sl[it].state, 0, memory_order_relaxed);
-    atomic_store_explicit(&sl[k].answer, give ? 1 : 2, memory_order_release); /* + its rows */
+    rf_steal_answer(sl, it, k, give ? 1 : 2);
 }
 
 /* Owner `it` has finished its rows: refuse the thief that may be asking, then take none. */
@@ -333,8 +338,7 @@ static inline void rf_steal_done(rf_steal *sl, int it) {
         int s = 0;
         if (atomic_compare_exchange_strong(&sl[it].state, &s, -1)) return;
         if (s < 0) return;
-        atomic_store_explicit(&sl[it].state, 0, memory_order_relaxed);
-        atomic_store_explicit(&sl[s - 1].answer, 2, memory_order_release);
+        rf_steal_answer(sl, it, s - 1, 2);
     }
 }
 
@@ -372,6 +376,16 @@ static inline int rf_steal_take(rf_steal *sl, int nt, int it, int64_t *r0, int64
         rf_steal_done(sl, it);                                                                  \
         if (!rf_steal_take(sl, nt, it, &(b0), &(b1), &rf_n0_)) break;                           \
     }
+
+/* Run fn(args..., NULL, n, it) on nt threads (the batch split) with row stealing: *steal (the
+ * argument struct's field) points to their slots for the region. */
+#define RF_RUN_STEALING(nt, steal, fn, ...)                                                     \
+    do {                                                                                        \
+        const int rf_snt_ = (nt);                                                               \
+        rf_steal rf_sl_[RF_STEAL_MAX_THREADS];                                                  \
+        (steal) = rf_steal_init(rf_sl_, rf_snt_);                                               \
+        RF_RUN_THREADS(rf_snt_, fn, __VA_ARGS__, NULL);                                         \
+    } while (0)
 
 /* Run fn(args..., f, n, it) on up to nu threads (the unit split), f their zeroed step counters. */
 #define RF_RUN_UNITS(nu, fn, ...)                                                               \
@@ -645,6 +659,20 @@ static inline int rf_thread_num(void) {
     return 0;
 #endif
 }
+
+/* rows (n rows of GH, leading dimension ld) = bias, or 0 when bias is NULL (rf_fill_rows_f32,
+ * _f64: the large path's bias before a BLAS product, and the portable kernels' rf_mmp_set). */
+#define RF_FILL_ROWS(real, sfx)                                                                 \
+    static inline void rf_fill_rows_##sfx(real *rows, int64_t n, int64_t ld, const real *bias,  \
+                                          int64_t GH) {                                         \
+        for (int64_t r = 0; r < n; r++) {                                                       \
+            real *row = rows + r * ld;                                                          \
+            if (bias) memcpy(row, bias, (size_t)GH * sizeof(real));                             \
+            else memset(row, 0, (size_t)GH * sizeof(real));                                     \
+        }                                                                                       \
+    }
+RF_FILL_ROWS(float, f32)
+RF_FILL_ROWS(double, f64)
 
 /* Small matrix product C (M,N) += A (M,K) @ Bm (K,N), row-major with leading dimensions (A's
  * element (i,k) at A[i*lda + k*acs]), in a fixed order: each C element is C + sum_k A[i,k]*Bm[k,j]

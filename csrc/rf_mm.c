@@ -564,22 +564,13 @@ int rf_isa(void) {
  * where each element's sum starts); the portable one, and K = 0, fill C first. */
 #define RF_MM_DISPATCH(sfx, tiles)                                                              \
     if (set && (K <= 0 || rf_isa() == RF_ISA_GENERIC)) {                                        \
-        fill_##sfx(M, N, c0, C, ldc);                                                           \
+        rf_fill_rows_##sfx(C, M, ldc, c0, N);                                                   \
         set = 0;                                                                                \
     }                                                                                           \
     switch (rf_isa()) {                                                                         \
     RF_VECTOR_CASES(RF_MM_CASE, sfx, tiles)                                                     \
     default: mm_panels_##sfx(M, N, K, A, lda, acs, Bm, ldb, rf_np_##sfx(), ps, C, ldc); break;  \
     }
-
-/* C (M rows of N, leading dimension ldc) = c0 in every row, or 0 when c0 is NULL. */
-#define RF_FILL(real, sfx)                                                                      \
-static void fill_##sfx(int64_t M, int64_t N, const real *c0, real *C, int64_t ldc) {            \
-    for (int64_t i = 0; i < M; i++)                                                             \
-        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = c0 ? c0[j] : 0;                        \
-}
-RF_FILL(float, f32)
-RF_FILL(double, f64)
 
 void rf_mm_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int64_t acs,
                const float *Bm, int64_t ldb, float *C, int64_t ldc) {

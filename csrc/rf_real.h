@@ -344,15 +344,6 @@ static inline int RF_F(rf_bias_sum)(real *b, const real *b_ih, const real *b_hh,
     return 1;
 }
 
-/* rows (n rows of GH, leading dimension ld) = bias, or 0 when bias is NULL. */
-static inline void RF_F(rf_fill_rows)(real *rows, int64_t n, int64_t ld, const real *bias,
-                                      int64_t GH) {
-    for (int64_t r = 0; r < n; r++) {
-        real *row = rows + r * ld;
-        if (bias) memcpy(row, bias, (size_t)GH * sizeof(real));
-        else memset(row, 0, (size_t)GH * sizeof(real));
-    }
-}
 
 /* Small path, one thread: the input projection of its own batch rows [b0,b1) for steps [t0,t1),
  * P[t - t0, b] (leading dimension ldp, B rows a step) = bias + x[t, b] @ WT (WT packed (I,N)).

@@ -177,14 +177,9 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
 
     if (small) {
         const int nu = rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real));
-        if (nu) {
-            RF_RUN_UNITS(nu, RF_F(rnn_forward_small), &a);
-        } else { /* at most one per sequence (rf_threads) */
-            const int nt = rf_threads(n_threads, B);
-            rf_steal sl[RF_STEAL_MAX_THREADS];
-            a.steal = rf_steal_init(sl, nt);
-            RF_RUN_THREADS(nt, RF_F(rnn_forward_small), &a, NULL);
-        }
+        if (nu) RF_RUN_UNITS(nu, RF_F(rnn_forward_small), &a);
+        else /* at most one per sequence (rf_threads) */
+            RF_RUN_STEALING(rf_threads(n_threads, B), a.steal, RF_F(rnn_forward_small), &a);
         return RNNFAST_OK;
     }
     RF_F(rf_fill_rows)(y, T * B, H, a.bias, H);
@@ -297,14 +292,10 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
 
     if (rf_small(T, B, 1, H)) {
         const int nu = rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real));
-        if (nu) {
-            RF_RUN_UNITS(nu, RF_F(rnn_backward_small), &a, &w);
-        } else { /* the weight phase splits I+H rows */
-            const int nt = rf_threads(n_threads, I + H);
-            rf_steal sl[RF_STEAL_MAX_THREADS];
-            a.steal = rf_steal_init(sl, nt);
-            RF_RUN_THREADS(nt, RF_F(rnn_backward_small), &a, &w, NULL);
-        }
+        if (nu) RF_RUN_UNITS(nu, RF_F(rnn_backward_small), &a, &w);
+        else /* the weight phase splits I+H rows */
+            RF_RUN_STEALING(rf_threads(n_threads, I + H), a.steal, RF_F(rnn_backward_small), &a,
+                            &w);
         return RNNFAST_OK;
     }
     for (int64_t t = T - 1; t >= 0; t--) {
