@@ -78,8 +78,12 @@ def test_bad_backward_input(backend):
             kernels.gru_backward(np.zeros((T, B, H), np.float32), None, saved)
         with pytest.raises(ValueError, match="training=False"):
             kernels.gru_backward(None, None, None)
-        with pytest.raises(ValueError, match="what lstm_forward"):
+        with pytest.raises(ValueError, match="what lstm_forward.*got the saved dict of a 'gru' cell"):
             kernels.lstm_backward(None, None, None, saved)
+        with pytest.raises(ValueError, match="got a dict without its 'cell' entry"):
+            kernels.gru_backward(None, None, {"x": a["x"]})
+        with pytest.raises(ValueError, match="got a tuple"):
+            kernels.gru_backward(None, None, (y, h))
 
 
 def test_cell_state_is_lstm_only():

@@ -110,8 +110,13 @@ def saved_dict(saved, cell, backend):
         raise ValueError("saved is None: the forward pass ran with training=False, "
                          "so nothing was kept for backward; run it with training=True")
     if not isinstance(saved, dict) or saved.get("cell") != cell:
-        got = saved.get("cell") if isinstance(saved, dict) else type(saved).__name__
-        raise ValueError(f"saved must be what {cell}_forward(..., training=True) returned, got {got!r}")
+        if not isinstance(saved, dict):
+            got = f"a {type(saved).__name__}"
+        elif "cell" not in saved:
+            got = "a dict without its 'cell' entry"
+        else:
+            got = f"the saved dict of a {saved['cell']!r} cell"
+        raise ValueError(f"saved must be what {cell}_forward(..., training=True) returned, got {got}")
     if saved.get("backend") != backend:
         raise ValueError(f"saved comes from the {saved.get('backend')!r} backend; pass it to that "
                          f"backend's {cell}_backward, not the {backend!r} one")
