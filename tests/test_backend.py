@@ -70,18 +70,29 @@ def test_falls_back_to_reference_with_one_warning():
     assert out.stdout.strip() == "ok"
 
 
-def test_workspace_cache_setting():
-    old = rnnfast.get_workspace_cache()
-    assert old == 1 << 28  # the documented default
+@pytest.mark.parametrize("cache", ["workspace", "output"])
+def test_cache_settings(cache):
+    get, set_ = getattr(rnnfast, f"get_{cache}_cache"), getattr(rnnfast, f"set_{cache}_cache")
+    old = get()
+    assert old == 1 << 28  # the documented default of both
     try:
         for bad, exc in ((-1, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError)):
             with pytest.raises(exc, match="nbytes must"):
-                rnnfast.set_workspace_cache(bad)
-        assert rnnfast.get_workspace_cache() == old
+                set_(bad)
+        assert get() == old
+        set_(123 << 20)
+        assert get() == 123 << 20
+        set_(0)
+        assert get() == 0
+    finally:
+        set_(old)
+
+
+@pytest.mark.skipif(not rnnfast.compiled_available(), reason="the compiled backend's cache")
+def test_workspace_cache_reuse():
+    old = rnnfast.get_workspace_cache()
+    try:
         rnnfast.set_workspace_cache(1 << 20)
-        assert rnnfast.get_workspace_cache() == 1 << 20
-        if not rnnfast.compiled_available():
-            return
         from rnnfast import _kernels
         work = _kernels._work
         small = work(1000, np.float32)
@@ -104,6 +115,58 @@ def test_workspace_cache_setting():
         assert getattr(_kernels._work_tls, "buf", None) is not None  # a kernel call keeps one
     finally:
         rnnfast.set_workspace_cache(old)
+
+
+@pytest.mark.skipif(not rnnfast.compiled_available(), reason="the compiled backend's cache")
+def test_output_cache_reuses_only_dropped_outputs():
+    from rnnfast import _kernels
+    T, B, I, H = 16, 64, 8, 256  # y: 1 MiB of float32, the smallest size the cache keeps
+    r = np.random.default_rng(3)
+    x = r.standard_normal((T, B, I)).astype(np.float32)
+    w_ih = (r.standard_normal((3 * H, I)) * 0.3).astype(np.float32)
+    w_hh = (r.standard_normal((3 * H, H)) * 0.06).astype(np.float32)
+    dy = r.standard_normal((T, B, H)).astype(np.float32)
+
+    def run():
+        y, h, saved = _kernels.gru_forward(x, None, w_ih, w_hh)
+        return (y, h) + tuple(_kernels.gru_backward(dy, None, saved))
+
+    listed = lambda a: any(a.base is blk for blk in _kernels._out_blocks)  # noqa: E731
+    old = rnnfast.get_output_cache()
+    try:
+        rnnfast.set_output_cache(0)
+        want = run()
+        assert not _kernels._out_blocks and not listed(want[0])  # 0: nothing kept
+        rnnfast.set_output_cache(old)
+        first = run()
+        assert listed(first[0]) and first[0].nbytes == 1 << 20
+        small = _kernels.gru_forward(x[:, :2], None, w_ih, w_hh)[0]
+        assert small.base is None  # under 1 MiB: a plain array
+        y0, keep = first[0].base, first[0][3].copy()
+        view = first[0][3]  # a view alone keeps the block in use
+        del first
+        second = run()
+        assert not np.shares_memory(second[0], view)
+        np.testing.assert_array_equal(view, keep)  # untouched by the second call
+        for got, ref in zip(second, want):
+            np.testing.assert_array_equal(got, ref)
+        n = len(_kernels._out_blocks)
+        del view, second
+        third = run()  # the two calls' blocks are free again (but y0's): reused, none added
+        assert len(_kernels._out_blocks) == n and listed(third[0]) and third[0].base is not y0
+        del y0
+        for got, ref in zip(third, want):
+            np.testing.assert_array_equal(got, ref)
+        n = len(_kernels._out_blocks)
+        rnnfast.set_output_cache(1 << 20)  # lowering the limit drops unused blocks at once
+        assert len(_kernels._out_blocks) < n
+        assert all(any(a.base is blk for a in third if a is not None)
+                   for blk in _kernels._out_blocks)  # those left are in use
+        del third
+        rnnfast.set_output_cache(0)
+        assert not _kernels._out_blocks
+    finally:
+        rnnfast.set_output_cache(old)
 
 
 def test_num_threads_setting(monkeypatch):

@@ -22,7 +22,7 @@ def test_info_reports_blas_and_backend(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
     for key in ("rnnfast", "active backend", "BLAS core type", "sgemm 128x512x2048", "GFLOP/s",
-                "workspace kept per thread"):
+                "workspace kept per thread", "output arrays kept for reuse"):
         assert key in out
 
 

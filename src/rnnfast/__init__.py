@@ -17,7 +17,7 @@ _blas.prepare()
 
 from . import kernels, reference  # noqa: E402
 from ._threads import (get_num_threads, set_num_threads, get_workspace_cache,  # noqa: E402
-                       set_workspace_cache)
+                       set_workspace_cache, get_output_cache, set_output_cache)
 from .kernels import backend, set_backend, use_backend, compiled_available  # noqa: E402
 from ._module import Module, Parameter, no_grad, is_grad_enabled  # noqa: E402
 from .layers import RNN, LSTM, GRU  # noqa: E402
@@ -39,6 +39,7 @@ def get_include():
 
 __all__ = ["kernels", "reference", "backend", "set_backend", "use_backend", "compiled_available",
            "get_num_threads", "set_num_threads", "get_workspace_cache", "set_workspace_cache",
+           "get_output_cache", "set_output_cache",
            "get_include", "__version__",
            "Module", "Parameter", "no_grad", "is_grad_enabled", "RNN", "LSTM", "GRU",
            "Sequential", "Embedding", "Linear", "Dropout", "LastStep", "Tanh", "ReLU", "Sigmoid",

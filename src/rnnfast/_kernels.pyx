@@ -9,7 +9,7 @@ y (T, B, H), w_ih (G*H, I), w_hh (G*H, H), biases (G*H,) or None). What happens 
   reference -- which also turns any layout (non-contiguous, Fortran-ordered) into C-contiguous
   arrays;
 * outputs and the per-call workspace (its length from the C workspace functions) are NumPy arrays
-  allocated here; C allocates nothing;
+  allocated here (large outputs from the output cache, _out); C allocates nothing;
 * the whole C kernel runs without the GIL, with rnnfast.get_num_threads() OpenMP threads and
   scipy's BLAS (scipy.linalg.cython_blas) handed to C as a table of function pointers.
 
@@ -18,10 +18,11 @@ The same kernels are exported at C level for other Cython code: see _kernels.pxd
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t
+from cpython.ref cimport Py_REFCNT
 cimport scipy.linalg.cython_blas as cblas
 
 from rnnfast import _validate
-from rnnfast._threads import get_num_threads, get_workspace_cache
+from rnnfast._threads import get_num_threads, get_workspace_cache, get_output_cache
 import threading
 
 # Workspace of the kernels: scratch, dead once a call returns. Each thread keeps its last one (up to
@@ -45,6 +46,52 @@ def _work(n, dt):
         if nbytes <= limit:
             _work_tls.buf = buf
     return buf[:nbytes].view(dt)
+
+# Output cache (rnnfast.set_output_cache): outputs of at least _OUT_MIN bytes are views of uint8
+# blocks listed here, oldest first. A block whose only reference is this list's (no array uses it
+# any more) is handed out again for an output of its size, so a loop of calls reuses memory that
+# is already mapped instead of faulting in and zeroing fresh pages every call. Every access runs
+# with the GIL held and without calling back into Python code, so no two calls take one block.
+_out_blocks = []
+cdef Py_ssize_t _OUT_MIN = 1 << 20
+
+
+cdef inline bint _unused(Py_ssize_t i):
+    """No array uses _out_blocks[i]: its only references are the list's and this local one."""
+    block = _out_blocks[i]
+    return Py_REFCNT(block) == 2
+
+
+def _trim_outputs(Py_ssize_t keep=-1):
+    """Drop unused blocks, oldest first, until at most ``keep`` bytes are listed (default: the
+    output cache's limit). Returns the bytes still listed."""
+    if keep < 0:
+        keep = get_output_cache()
+    cdef Py_ssize_t total = sum([b.nbytes for b in _out_blocks])
+    cdef Py_ssize_t i = 0
+    while total > keep and i < len(_out_blocks):
+        if _unused(i):
+            total -= _out_blocks.pop(i).nbytes
+        else:
+            i += 1
+    return total
+
+
+cdef object _out(int64_t T, int64_t B, int64_t N, dt):
+    """An uninitialised (T, B, N) output array of dtype dt (np.empty), from the output cache if it
+    has at least _OUT_MIN bytes."""
+    cdef Py_ssize_t nbytes = T * B * N * dt.itemsize, i
+    if nbytes < _OUT_MIN:
+        return np.empty((T, B, N), dt)
+    for i in range(len(_out_blocks) - 1, -1, -1):  # the newest unused block of this size
+        if _out_blocks[i].nbytes == nbytes and _unused(i):
+            return _out_blocks[i].view(dt).reshape(T, B, N)
+    block = np.empty(nbytes, np.uint8)  # malloc'd: aligned for any dtype
+    limit = get_output_cache()
+    if nbytes <= limit and _trim_outputs(limit - nbytes) + nbytes <= limit:
+        _out_blocks.append(block)
+    return block.view(dt).reshape(T, B, N)
+
 
 cnp.import_array()
 
@@ -312,7 +359,7 @@ cdef _rnn_forward(a, str nonlinearity, bint training):
     cdef int64_t T = a.T, B = a.B, I = a.I, H = a.H
     cdef bint f32 = a.x.dtype == np.float32
     cdef int nl = RNNFAST_RELU if nonlinearity == "relu" else RNNFAST_TANH
-    y = np.empty((T, B, H), a.x.dtype)
+    y = _out(T, B, H, a.x.dtype)
     h_n = np.empty((B, H), a.x.dtype)
     cdef size_t n_work = rnnfast_rnn_forward_workspace(T, B, I, H)
     work = _work(n_work, a.x.dtype)
@@ -347,7 +394,7 @@ cdef _rnn_backward(g, s):
     cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = s["w_hh"].shape[1]
     cdef bint f32 = x.dtype == np.float32
     cdef int nl = RNNFAST_RELU if s["nonlinearity"] == "relu" else RNNFAST_TANH
-    dx = np.empty((T, B, I), x.dtype)
+    dx = _out(T, B, I, x.dtype)
     dh0 = np.empty((B, H), x.dtype)
     dw_ih = np.empty((H, I), x.dtype)
     dw_hh = np.empty((H, H), x.dtype)
@@ -428,11 +475,11 @@ cdef _lstm_forward(a, bint training):
     cdef int64_t T = a.T, B = a.B, I = a.I, H = a.H
     cdef bint f32 = a.x.dtype == np.float32
     dt = a.x.dtype
-    y = np.empty((T, B, H), dt)
+    y = _out(T, B, H, dt)
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt)
-    gates = np.empty((T, B, 4 * H), dt) if training else None
-    c_all = np.empty((T, B, H), dt) if training else None
+    gates = _out(T, B, 4 * H, dt) if training else None
+    c_all = _out(T, B, H, dt) if training else None
     cdef size_t n_work = rnnfast_lstm_forward_workspace(T, B, I, H, training)
     work = _work(n_work, dt)
     cdef void *y_p = _p(y)
@@ -472,7 +519,7 @@ cdef _lstm_backward(g, s):
     cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = s["w_hh"].shape[1]
     cdef bint f32 = x.dtype == np.float32
     dt = x.dtype
-    dx = np.empty((T, B, I), dt)
+    dx = _out(T, B, I, dt)
     dh0 = np.empty((B, H), dt)
     dc0 = np.empty((B, H), dt)
     dw_ih = np.empty((4 * H, I), dt)
@@ -558,10 +605,10 @@ cdef _gru_forward(a, bint training):
     cdef int64_t T = a.T, B = a.B, I = a.I, H = a.H
     cdef bint f32 = a.x.dtype == np.float32
     dt = a.x.dtype
-    y = np.empty((T, B, H), dt)
+    y = _out(T, B, H, dt)
     h_n = np.empty((B, H), dt)
-    gates = np.empty((T, B, 3 * H), dt) if training else None
-    hn_all = np.empty((T, B, H), dt) if training else None
+    gates = _out(T, B, 3 * H, dt) if training else None
+    hn_all = _out(T, B, H, dt) if training else None
     cdef size_t n_work = rnnfast_gru_forward_workspace(T, B, I, H, training)
     work = _work(n_work, dt)
     cdef void *y_p = _p(y)
@@ -599,7 +646,7 @@ cdef _gru_backward(g, s):
     cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = s["w_hh"].shape[1]
     cdef bint f32 = x.dtype == np.float32
     dt = x.dtype
-    dx = np.empty((T, B, I), dt)
+    dx = _out(T, B, I, dt)
     dh0 = np.empty((B, H), dt)
     dw_ih = np.empty((3 * H, I), dt)
     dw_hh = np.empty((3 * H, H), dt)

@@ -9,7 +9,14 @@ last call, up to ``get_workspace_cache()`` bytes, and reuses it when the next ca
 (rnnfast._kernels._work). Fresh memory costs page faults and the OS's zeroing of every page: for
 the GRU at (128,100,512,512), 10-13% of a forward+backward's profile with a 16 MiB limit (its
 backward's 157 MB workspace was fresh every call); kept, the call took 0.88-0.99 of the time
-(in-process A/B, two runs). The outputs are new arrays every call, as they must be.
+(in-process A/B, two runs).
+
+Output cache: output arrays of at least 1 MiB (y, the saved activations, dx) are views of blocks
+that the compiled backend keeps, up to ``get_output_cache()`` bytes for the whole process, and
+hands out again once every array using a block has been dropped (rnnfast._kernels._out). A fresh
+block of tens of megabytes costs a page fault and the zeroing of each of its pages: the GRU at
+(128,100,512,512) paid ~3000 faults a forward+backward and 6-8% of its profile in the kernel's
+page clearing; with its outputs kept, none.
 """
 import os
 
@@ -19,6 +26,9 @@ _num_threads = None
 # 256 MiB: the largest workspace of DESIGN.md's shapes is the GRU's backward at (128,100,512,512),
 # 157 MB (two gate gradients of T*B*3H floats).
 _workspace_cache = 1 << 28
+# 256 MiB: the outputs of the largest forward+backward of DESIGN.md's shapes, the LSTM's at
+# (128,100,512,512): gates 105 MB, c_all, y and dx 26 MB each.
+_output_cache = 1 << 28
 
 
 def _default():
@@ -62,3 +72,28 @@ def set_workspace_cache(nbytes):
 def get_workspace_cache():
     """The most bytes of kernel workspace each calling thread keeps between calls."""
     return _workspace_cache
+
+
+def set_output_cache(nbytes):
+    """Let the compiled kernels keep up to ``nbytes`` of output arrays' memory for reuse (>= 0).
+
+    Output arrays of at least 1 MiB (y, the activations a training forward saves, dx) are views
+    of blocks the process keeps after the arrays are dropped, and a later call whose output has
+    the same size reuses one instead of asking the OS for fresh pages (which it must fault in and
+    zero: 6-8% of a GRU forward+backward at B=128, T=100, H=512). The default, 256 MiB, holds the
+    outputs of one forward+backward of an LSTM of that size. Such arrays do not own their memory
+    (``a.base`` is the block), so ``ndarray.resize`` refuses them; otherwise they are ordinary
+    arrays. 0 keeps none; lowering the limit releases unused blocks at once.
+    """
+    global _output_cache
+    _output_cache = positive_int(nbytes, "nbytes", minimum=0)
+    try:
+        from ._kernels import _trim_outputs
+    except ImportError:  # no compiled backend: nothing is kept
+        return
+    _trim_outputs()
+
+
+def get_output_cache():
+    """The most bytes of output arrays' memory the compiled kernels keep for reuse."""
+    return _output_cache

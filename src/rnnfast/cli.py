@@ -2,7 +2,7 @@
 
 demo   train a small model on a built-in task and report quality and the compiled-vs-reference speed-up
 bench  time rnnfast's kernels against the NumPy reference and PyTorch (when installed), side by side
-info   version, active backend, threads, workspace cache, OpenMP, and the BLAS: library, core
+info   version, active backend, threads, workspace and output caches, OpenMP, and the BLAS: library, core
        type, measured sgemm GFLOP/s
 """
 import argparse
@@ -48,9 +48,10 @@ def info(argv=None):
         rows.append(("compiled kernels", f"NOT available ({kernels._compiled_error})"))
     rows.append(("active backend", rnnfast.backend()))
     rows.append(("threads", str(rnnfast.get_num_threads())))
-    cache = rnnfast.get_workspace_cache()
-    rows.append(("workspace kept per thread",
-                 f"up to {cache >> 20} MiB" if cache >= 1 << 20 else f"up to {cache} bytes"))
+    for name, cache in (("workspace kept per thread", rnnfast.get_workspace_cache()),
+                        ("output arrays kept for reuse", rnnfast.get_output_cache())):
+        size = f"{cache >> 20} MiB" if cache >= 1 << 20 else f"{cache} bytes"
+        rows.append((name, f"up to {size}"))
     b = _blas.info()
     rows += [("BLAS library", str(b["library"])), ("BLAS config", str(b["config"])),
              ("BLAS core type", str(b["core_type"])), ("CPU has AVX-512", str(b["cpu_avx512"])),
