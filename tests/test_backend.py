@@ -118,53 +118,72 @@ def test_workspace_cache_reuse():
 
 
 @pytest.mark.skipif(not rnnfast.compiled_available(), reason="the compiled backend's cache")
-def test_output_cache_reuses_only_dropped_outputs():
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_output_cache_reuses_only_dropped_outputs(cell):
+    # (The concurrency test of test_compiled.py also runs through the cache: its LSTM's and GRU's
+    # gates at LARGE have over 1 MiB.)
     from rnnfast import _kernels
-    T, B, I, H = 16, 64, 8, 256  # y: 1 MiB of float32, the smallest size the cache keeps
+    T, B, I, H = 16, 64, 256, 256  # y and dx: 1 MiB of float32, the smallest size kept
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
     r = np.random.default_rng(3)
     x = r.standard_normal((T, B, I)).astype(np.float32)
-    w_ih = (r.standard_normal((3 * H, I)) * 0.3).astype(np.float32)
-    w_hh = (r.standard_normal((3 * H, H)) * 0.06).astype(np.float32)
+    w_ih = (r.standard_normal((G * H, I)) * 0.06).astype(np.float32)
+    w_hh = (r.standard_normal((G * H, H)) * 0.06).astype(np.float32)
     dy = r.standard_normal((T, B, H)).astype(np.float32)
 
     def run():
-        y, h, saved = _kernels.gru_forward(x, None, w_ih, w_hh)
-        return (y, h) + tuple(_kernels.gru_backward(dy, None, saved))
+        if cell == "lstm":
+            y, h, c, saved = _kernels.lstm_forward(x, None, None, w_ih, w_hh)
+            return (y, h) + tuple(_kernels.lstm_backward(dy, None, None, saved))
+        fwd, bwd = getattr(_kernels, f"{cell}_forward"), getattr(_kernels, f"{cell}_backward")
+        y, h, saved = fwd(x, None, w_ih, w_hh)
+        return (y, h) + tuple(bwd(dy, None, saved))
 
-    listed = lambda a: any(a.base is blk for blk in _kernels._out_blocks)  # noqa: E731
+    def listed(a):
+        return any(a.base is blk for blk in _kernels._out_blocks)
+
+    def same(got, want):
+        for a, b in zip(got, want):
+            if b is not None:
+                np.testing.assert_array_equal(a, b)
+
     old = rnnfast.get_output_cache()
     try:
         rnnfast.set_output_cache(0)
         want = run()
-        assert not _kernels._out_blocks and not listed(want[0])  # 0: nothing kept
+        assert not listed(want[0]) and not listed(want[2])  # 0: nothing kept
         rnnfast.set_output_cache(old)
         first = run()
-        assert listed(first[0]) and first[0].nbytes == 1 << 20
-        small = _kernels.gru_forward(x[:, :2], None, w_ih, w_hh)[0]
-        assert small.base is None  # under 1 MiB: a plain array
+        assert listed(first[0]) and listed(first[2]) and first[2].nbytes == 1 << 20  # y, dx
+        y_small = _kernels.rnn_forward(x[:, :2], None, w_ih[:H], w_hh[:H])[0]
+        assert y_small.base is None  # under 1 MiB: a plain array
         y0, keep = first[0].base, first[0][3].copy()
-        view = first[0][3]  # a view alone keeps the block in use
+        view = first[0][3]  # a view alone keeps its block in use
         del first
         second = run()
-        assert not np.shares_memory(second[0], view)
+        assert not np.shares_memory(second[0], view) and not np.shares_memory(second[2], view)
         np.testing.assert_array_equal(view, keep)  # untouched by the second call
-        for got, ref in zip(second, want):
-            np.testing.assert_array_equal(got, ref)
+        same(second, want)
         n = len(_kernels._out_blocks)
         del view, second
         third = run()  # the two calls' blocks are free again (but y0's): reused, none added
         assert len(_kernels._out_blocks) == n and listed(third[0]) and third[0].base is not y0
+        same(third, want)
         del y0
-        for got, ref in zip(third, want):
-            np.testing.assert_array_equal(got, ref)
-        n = len(_kernels._out_blocks)
         rnnfast.set_output_cache(1 << 20)  # lowering the limit drops unused blocks at once
         assert len(_kernels._out_blocks) < n
-        assert all(any(a.base is blk for a in third if a is not None)
+        assert all(any(a is not None and a.base is blk for a in third)
                    for blk in _kernels._out_blocks)  # those left are in use
-        del third
-        rnnfast.set_output_cache(0)
+        rnnfast.set_output_cache(0)  # 0 with outputs alive: they stay theirs ...
+        assert listed(third[0])
+        fourth = run()
+        assert not listed(fourth[0])  # ... but nothing new is kept
+        same(fourth, want)
+        del third, fourth
+        _kernels.rnn_forward(x, None, w_ih[:H], w_hh[:H])  # a call drops what the limit excludes
         assert not _kernels._out_blocks
+        rnnfast.set_output_cache(1 << 80)  # more than any address space: no limit, no error
+        same(run(), want)
     finally:
         rnnfast.set_output_cache(old)
 

@@ -19,6 +19,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t
 from cpython.ref cimport Py_REFCNT
+import sys
 cimport scipy.linalg.cython_blas as cblas
 
 from rnnfast import _validate
@@ -48,48 +49,59 @@ def _work(n, dt):
     return buf[:nbytes].view(dt)
 
 # Output cache (rnnfast.set_output_cache): outputs of at least _OUT_MIN bytes are views of uint8
-# blocks listed here, oldest first. A block whose only reference is this list's (no array uses it
-# any more) is handed out again for an output of its size, so a loop of calls reuses memory that
-# is already mapped instead of faulting in and zeroing fresh pages every call. Every access runs
-# with the GIL held and without calling back into Python code, so no two calls take one block.
+# blocks listed here, oldest first (_out_bytes: their total). A block whose only reference is this
+# list's (no array or view uses it any more: NumPy's views of views all refer to the block itself)
+# is handed out again for an output of the same size, so a loop of calls reuses memory that is
+# already mapped instead of faulting in and zeroing fresh pages every call. The reference count
+# is read and the block's view made without running Python code in between, with the GIL held, so
+# no other thread can take the block or drop a reference meanwhile. Only on CPython with its GIL
+# (_out_cacheable): elsewhere reference counts are not that or threads run at once, and every
+# output is a fresh np.empty.
 _out_blocks = []
+cdef Py_ssize_t _out_bytes = 0
 cdef Py_ssize_t _OUT_MIN = 1 << 20
+cdef bint _out_cacheable = (sys.implementation.name == "cpython"
+                            and getattr(sys, "_is_gil_enabled", lambda: True)())
 
 
-cdef inline bint _unused(Py_ssize_t i):
-    """No array uses _out_blocks[i]: its only references are the list's and this local one."""
-    block = _out_blocks[i]
-    return Py_REFCNT(block) == 2
+cdef inline Py_ssize_t _out_limit():
+    return min(get_output_cache(), sys.maxsize) if _out_cacheable else 0
 
 
-def _trim_outputs(Py_ssize_t keep=-1):
+def _trim_outputs(keep=None):
     """Drop unused blocks, oldest first, until at most ``keep`` bytes are listed (default: the
-    output cache's limit). Returns the bytes still listed."""
-    if keep < 0:
-        keep = get_output_cache()
-    cdef Py_ssize_t total = sum([b.nbytes for b in _out_blocks])
-    cdef Py_ssize_t i = 0
-    while total > keep and i < len(_out_blocks):
-        if _unused(i):
-            total -= _out_blocks.pop(i).nbytes
+    output cache's limit; blocks in use stay listed until a later trim). Returns the bytes still
+    listed."""
+    global _out_bytes
+    cdef Py_ssize_t limit = _out_limit() if keep is None else keep, i = 0
+    while _out_bytes > limit and i < len(_out_blocks):
+        block = _out_blocks[i]  # with this local, an unused block has two references
+        if Py_REFCNT(block) == 2:
+            del _out_blocks[i]
+            _out_bytes -= block.nbytes
         else:
             i += 1
-    return total
+    return _out_bytes
 
 
 cdef object _out(int64_t T, int64_t B, int64_t N, dt):
     """An uninitialised (T, B, N) output array of dtype dt (np.empty), from the output cache if it
     has at least _OUT_MIN bytes."""
-    cdef Py_ssize_t nbytes = T * B * N * dt.itemsize, i
+    global _out_bytes
+    cdef Py_ssize_t nbytes = T * B * N * dt.itemsize, i, limit
     if nbytes < _OUT_MIN:
         return np.empty((T, B, N), dt)
+    limit = _out_limit()
+    if _out_bytes > limit:  # the limit was lowered: first drop what is no longer in use
+        _trim_outputs(limit)
     for i in range(len(_out_blocks) - 1, -1, -1):  # the newest unused block of this size
-        if _out_blocks[i].nbytes == nbytes and _unused(i):
-            return _out_blocks[i].view(dt).reshape(T, B, N)
+        block = _out_blocks[i]  # with this local, an unused block has two references
+        if Py_REFCNT(block) == 2 and block.nbytes == nbytes:
+            return block.view(dt).reshape(T, B, N)
     block = np.empty(nbytes, np.uint8)  # malloc'd: aligned for any dtype
-    limit = get_output_cache()
     if nbytes <= limit and _trim_outputs(limit - nbytes) + nbytes <= limit:
         _out_blocks.append(block)
+        _out_bytes += nbytes
     return block.view(dt).reshape(T, B, N)
 
 

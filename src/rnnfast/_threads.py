@@ -81,9 +81,11 @@ def set_output_cache(nbytes):
     of blocks the process keeps after the arrays are dropped, and a later call whose output has
     the same size reuses one instead of asking the OS for fresh pages (which it must fault in and
     zero: 6-8% of a GRU forward+backward at B=128, T=100, H=512). The default, 256 MiB, holds the
-    outputs of one forward+backward of an LSTM of that size. Such arrays do not own their memory
-    (``a.base`` is the block), so ``ndarray.resize`` refuses them; otherwise they are ordinary
-    arrays. 0 keeps none; lowering the limit releases unused blocks at once.
+    float32 outputs of one forward+backward of an LSTM of that size; it comes on top of the
+    workspaces (set_workspace_cache). Such arrays do not own their memory (``a.base`` is the
+    block), so ``ndarray.resize`` refuses them; otherwise they are ordinary arrays. 0 keeps none.
+    Lowering the limit releases unused blocks at once; blocks still in use go when a later kernel
+    call finds them unused. Only on CPython with its GIL (elsewhere nothing is kept).
     """
     global _output_cache
     _output_cache = positive_int(nbytes, "nbytes", minimum=0)

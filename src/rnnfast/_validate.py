@@ -111,7 +111,7 @@ def saved_dict(saved, cell, backend):
                          "so nothing was kept for backward; run it with training=True")
     if not isinstance(saved, dict) or saved.get("cell") != cell:
         if not isinstance(saved, dict):
-            got = f"a {type(saved).__name__}"
+            got = f"a value of type {type(saved).__name__}"
         elif "cell" not in saved:
             got = "a dict without its 'cell' entry"
         else:
