@@ -99,8 +99,6 @@ RF_AVX2_TARGET static void gru_row_forward_avx2(int save, int64_t n, float *rest
                                                 const float *restrict hn,
                                                 float *restrict hn_save, float *restrict y,
                                                 float *restrict h_b) {
-#define RF_V8_LD(p) rf_v8_load((p) + j, n - j)
-#define RF_V8_ST(p, v) rf_v8_store((p) + j, n - j, v)
     for (int64_t j = 0; j < n; j += 8) {
         RF_V8_ST(xr, rf_v8_sigmoid(_mm256_add_ps(RF_V8_LD(xr), RF_V8_LD(hr))));
         RF_V8_ST(xz, rf_v8_sigmoid(_mm256_add_ps(RF_V8_LD(xz), RF_V8_LD(hz))));
@@ -114,8 +112,6 @@ RF_AVX2_TARGET static void gru_row_forward_avx2(int save, int64_t n, float *rest
         RF_V8_ST(y, h); RF_V8_ST(h_b, h);
     }
 }
-#undef RF_V8_LD
-#undef RF_V8_ST
 #endif
 
 /* Rows [b0,b1), units [u0,u1) of step t: P_t (B,3H) holds W_ih x_t + b_ih, hh (B,3H) holds

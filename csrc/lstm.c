@@ -110,8 +110,6 @@ RF_AVX2_TARGET static void lstm_row_forward_avx2(int save_c, int64_t n, float *r
                                                  float *restrict po, float *restrict c_b,
                                                  float *restrict cs, float *restrict y,
                                                  float *restrict h_b) {
-#define RF_V8_LD(p) rf_v8_load((p) + j, n - j)
-#define RF_V8_ST(p, v) rf_v8_store((p) + j, n - j, v)
     for (int64_t j = 0; j < n; j += 8) {
         __m256 i, f, g, o;
         rf_v8_lstm_gates(RF_V8_LD(pi), RF_V8_LD(pf), RF_V8_LD(pg), RF_V8_LD(po), &i, &f, &g, &o);
@@ -124,8 +122,6 @@ RF_AVX2_TARGET static void lstm_row_forward_avx2(int save_c, int64_t n, float *r
         RF_V8_ST(y, h); RF_V8_ST(h_b, h);
     }
 }
-#undef RF_V8_LD
-#undef RF_V8_ST
 #endif
 
 /* The fused pass for rows [b0,b1), units [u0,u1) of step t. P_t (B,4H) holds the
@@ -307,8 +303,6 @@ RF_AVX2_TARGET static void lstm_row_backward_avx2(
     const float *restrict go, const float *restrict c_t, const float *restrict c_prev,
     const float *restrict dy, float *restrict dh, float *restrict dc, float *restrict dai,
     float *restrict daf, float *restrict dag, float *restrict dao) {
-#define RF_V8_LD(p) rf_v8_load((p) + j, n - j)
-#define RF_V8_ST(p, v) rf_v8_store((p) + j, n - j, v)
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int64_t j = 0; j < n; j += 8) /* tanh(c_t), parked in dao */
         RF_V8_ST(dao, rf_v8_tanh(RF_V8_LD(c_t)));
@@ -330,8 +324,6 @@ RF_AVX2_TARGET static void lstm_row_backward_avx2(
         RF_V8_ST(dh, _mm256_setzero_ps()); /* the caller adds da[t] @ W_hh */
     }
 }
-#undef RF_V8_LD
-#undef RF_V8_ST
 #endif
 
 /* Gate gradients of rows [b0,b1), units [u0,u1) at step t into da[t]; updates dc and sets dh

@@ -304,6 +304,9 @@ RF_V8_INLINE void rf_v8_store(float *p, int64_t left, __m256 v) {
     if (left >= 8) _mm256_storeu_ps(p, v);
     else _mm256_maskstore_ps(p, rf_v8_mask(left), v);
 }
+/* The gate passes' loops `for (j = 0; j < n; j += 8)`: the vector at p + j, the last masked. */
+#define RF_V8_LD(p) rf_v8_load((p) + j, n - j)
+#define RF_V8_ST(p, v) rf_v8_store((p) + j, n - j, v)
 #undef RF_V8
 #endif
 
@@ -343,7 +346,6 @@ static inline int RF_F(rf_bias_sum)(real *b, const real *b_ih, const real *b_hh,
         b[j] = (b_ih ? b_ih[j] : 0) + (b_hh ? b_hh[j] : 0);
     return 1;
 }
-
 
 /* Small path, one thread: the input projection of its own batch rows [b0,b1) for steps [t0,t1),
  * P[t - t0, b] (leading dimension ldp, B rows a step) = bias + x[t, b] @ WT (WT packed (I,N)).

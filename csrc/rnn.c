@@ -80,9 +80,9 @@ RF_INLINE void RF_F(rnn_row_forward)(int relu, int64_t H, real *restrict y,
  * inference 0.95 of the time (H = 61: 0.92), (1,200,64,128) 0.96 (in-process A/B, float32). */
 RF_AVX2_TARGET static void rnn_row_tanh_avx2(int64_t n, float *restrict y, float *restrict h_b) {
     for (int64_t j = 0; j < n; j += 8) {
-        const __m256 v = rf_v8_tanh(rf_v8_load(y + j, n - j));
-        rf_v8_store(y + j, n - j, v);
-        rf_v8_store(h_b + j, n - j, v);
+        const __m256 v = rf_v8_tanh(RF_V8_LD(y));
+        RF_V8_ST(y, v);
+        RF_V8_ST(h_b, v);
     }
 }
 #endif

@@ -1,4 +1,4 @@
-"""The compiled kernels' process-wide settings: the thread count and the workspace cache.
+"""The compiled kernels' process-wide settings: the thread count, the workspace and output caches.
 
 Threads: ``set_num_threads(n)``, else the environment variable RNNFAST_NUM_THREADS, else every
 core this process may run on. Kernels receive the count as an argument; nothing in C reads it from
