@@ -29,9 +29,9 @@ size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     /* alignment slack, da_in, da_hh, ones */
     int64_t n = RF_PAD + 2 * rf_pad(T * B * GH) + rf_pad(T * B);
-    if (rf_small(T, B, G, H)) /* + dW^T and the weight gradients' packed operands */
+    if (rf_small(T, B, G, H)) /* + dW^T, the weight gradients' packed operands, db's sums */
         n += rf_bwd_small_extra(I, H, GH) + rf_pad((I + H) * GH) +
-             rf_wgrad_pack_len(T, B, I, H, GH);
+             rf_wgrad_pack_len(T, B, I, H, GH) + 2 * rf_pad(B * GH);
     return (size_t)n;
 }
 
@@ -300,8 +300,7 @@ RF_MULTIVERSION(gru_gates_backward, (const RF_F(gru_bwd) *a, int64_t t, int64_t 
 /* Small path, thread `it` of `nt`: its batch slice for all T steps, or (f, the unit split) per
  * step its units of the gate gradients, the step sync, its units of dh += da_hh[t] @ W_hh
  * (after the trial, rf_trial_bwd_top, perhaps thread 0 alone, the others skipping the steps);
- * then, after the one barrier, its share of the rows of dx (rf_wgrad_dx_split) and of dW_ih, dW_hh
- * and db (rf_wgrad_rows). */
+ * then, after the one barrier, dx, dW_ih, dW_hh and db (rf_wgrad_after). */
 static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad) *w,
                                      rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, GH = 3 * H, T = a->T;
@@ -316,8 +315,7 @@ static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad
         rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
-    RF_F(rf_wgrad_dx_split)(w, nt, it);
-    RF_F(rf_wgrad_rows)(w, nt, it);
+    RF_F(rf_wgrad_after)(w, nt, it);
 }
 
 RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
@@ -344,10 +342,13 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
         w.tw = ws + rf_bwd_small_extra(I, H, GH);
         if (rf_wgrad_packed_used(T, B, I, H, GH, (int64_t)sizeof(real)))
             w.pk = w.tw + rf_pad((I + H) * GH);
+        w.dbp = w.tw + rf_pad((I + H) * GH) + rf_wgrad_pack_len(T, B, I, H, GH);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(T, B, 3, H)) {
+        rf_pieces pieces;
+        w.pieces = rf_pieces_init(&pieces);
         const int nu = rf_unit_threads(n_threads, B, 3, H, RF_VEC, (int64_t)sizeof(real));
         if (nu) RF_RUN_UNITS(nu, RF_F(gru_backward_small), &a, &w);
         else /* the weight phase splits I+H rows */

@@ -377,6 +377,48 @@ static inline int rf_steal_take(rf_steal *sl, int nt, int it, int64_t *r0, int64
         if (!rf_steal_take(sl, nt, it, &(b0), &(b1), &rf_n0_)) break;                           \
     }
 
+/* ---- pieces handed out in turn -------------------------------------------------------------
+ * Work cut into pieces that any thread may run: each thread takes the next piece from one
+ * shared counter when it has finished its last, so a thread the host slows down runs fewer
+ * (the work after the backward's time loop, rf_wgrad_after). Each piece writes its own outputs,
+ * and the region's end publishes them, so that counter needs no ordering. `done` counts the
+ * threads that have finished a first part of the work, so that the last of them can combine
+ * their results without a barrier (rf_pieces_last). */
+typedef struct {
+    _Alignas(64) _Atomic int64_t next;
+    _Alignas(64) _Atomic int done;
+} rf_pieces;
+
+static inline rf_pieces *rf_pieces_init(rf_pieces *p) {
+    atomic_init(&p->next, 0);
+    atomic_init(&p->done, 0);
+    return p;
+}
+
+/* Thread `it` of `nt` has finished its first part: 1 if it is the last of the nt to (it then
+ * sees everything the others wrote before they counted themselves). */
+static inline int rf_pieces_last(rf_pieces *p, int nt) {
+    return atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) == nt - 1;
+}
+
+/* The next piece for thread `it` (RF_STEAL_DELAY, tests: threads other than 0 spin first, so
+ * that thread 0 takes more than its share). */
+static inline int64_t rf_piece_take(rf_pieces *p, int it) {
+    if (RF_STEAL_DELAY && it != 0)
+        for (int i = 0; i < RF_STEAL_DELAY; i++) rf_pause();
+    return atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+}
+
+/* Rows per piece of a product with `cost` multiply-adds a row: about RF_PIECE_MACS (a few
+ * microseconds; the counter costs ~0.1 us a piece), a multiple of `mult`. */
+#ifndef RF_PIECE_MACS
+#define RF_PIECE_MACS ((int64_t)1 << 18)
+#endif
+static inline int64_t rf_piece_rows(int64_t cost, int64_t mult) {
+    const int64_t r = cost > 0 ? (RF_PIECE_MACS + cost - 1) / cost : mult;
+    return (r + mult - 1) / mult * mult;
+}
+
 /* Run fn(args..., NULL, n, it) on nt threads (the batch split) with row stealing: *steal (the
  * argument struct's field) points to their slots for the region. */
 #define RF_RUN_STEALING(nt, steal, fn, ...)                                                     \

@@ -543,10 +543,12 @@ typedef struct {
     const real *da_in, *da_hh, *x, *h0, *y, *w_ih; /* h0 may be NULL (zeros) */
     real *ones;                                 /* T*B elements of workspace (BLAS path) */
     int64_t T, B, I, H, GH;
-    real *tw;  /* small path: scratch of rf_wgrad_finish, or (I+H)*GH for rf_wgrad_rows */
+    real *tw;  /* small path: scratch of rf_wgrad_finish, or (I+H)*GH for rf_wgrad_row_range */
     real *pk;  /* small path, rf_wgrad_packed_used: rf_wgrad_pack_len elements; the LSTM, */
                /* rf_chunk_packed_used: one packed chunk of the gate gradient */
     real *pa;  /* the LSTM with pk: the chunk's A panels, x^T then h_prev^T ((I + H) * rows) */
+    rf_pieces *pieces; /* small path without pk: rf_wgrad_after's counter, zeroed */
+    real *dbp; /* small path: per-sequence sums (rf_wgrad_db_seq), (B,GH) of da_in, then of da_hh */
 } RF_F(rf_wgrad);
 
 /* Row k of h_prev = (h0; y[0], ..., y[T-2]) counted from step ts's rows: h0's first when
@@ -581,13 +583,10 @@ static inline void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgr
     }
 }
 
-/* Small problems, inside the OpenMP region, after the time loop and a barrier: thread `it` of
- * `nt` its share of the T*B rows of dx, contiguous (one product with many rows; per sequence,
- * the rows of one batch column were B*GH apart and the product ran at half speed)... */
-static inline void RF_F(rf_wgrad_dx_split)(const RF_F(rf_wgrad) *w, int nt, int it) {
+/* Rows [r0,r1) of the T*B rows of dx: one product, contiguous rows (per sequence, the rows of
+ * one batch column were B*GH apart and the product ran at half speed). */
+static inline void RF_F(rf_wgrad_dx_range)(const RF_F(rf_wgrad) *w, int64_t r0, int64_t r1) {
     const int64_t I = w->I, GH = w->GH;
-    int64_t r0, r1;
-    rf_slice(w->T * w->B, nt, it, &r0, &r1);
     if (r1 <= r0) return;
     /* dx[r0:r1] (.,I) = da_in[r0:r1] (.,GH) @ w_ih (GH,I) */
     RF_F(rf_mmp_set)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, NULL,
@@ -628,57 +627,115 @@ static inline void RF_F(rf_wgrad_packed)(const RF_F(rf_wgrad) *w, int nt, int it
                                   GH);
 }
 
-/* ...and its share of dW_ih, dW_hh and db. The products run transposed, dW^T = x^T @ da, so
- * that their B operand is the gate gradient (our aligned workspace, contiguous rows) and x, y
- * are only broadcast from; the threads split the I + H rows of (dW_ih^T; dW_hh^T) -- every row
- * is GH wide, so even a small H gives each product full-width vectors (splitting GH instead
- * halves the vector work per load at H = 64) -- and the GH columns of db. Large problems split
- * the I rows of dW_ih^T, then the H rows of dW_hh^T, and pack both operands
- * (rf_wgrad_packed). Every element sums over all steps in the same order whatever the split,
- * so the result does not depend on the thread count. */
-static inline void RF_F(rf_wgrad_rows)(const RF_F(rf_wgrad) *w, int nt, int it) {
+/* Rows [r0,r1) of (dW_ih^T; dW_hh^T), I + H rows of GH, computed in w->tw and transposed into
+ * dW_ih and dW_hh. The products run transposed, dW^T = x^T @ da, so that their B operand is the
+ * gate gradient (our aligned workspace, contiguous rows) and x, y are only broadcast from; and
+ * a share of these rows (not of GH) is what a thread takes, because every row is GH wide, so even
+ * a small H gives each product full-width vectors (splitting GH instead halves the vector work
+ * per load at H = 64). Every element sums over all steps in the same order whatever the rows. */
+static inline void RF_F(rf_wgrad_row_range)(const RF_F(rf_wgrad) *w, int64_t r0, int64_t r1) {
     const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH, TB = T * B;
-    int64_t r0, r1, j0, j1;
+    real *tt = w->tw; /* (I + H, GH): dW_ih^T then dW_hh^T */
+    if (r1 <= r0) return;
+    memset(tt + r0 * GH, 0, (size_t)((r1 - r0) * GH) * sizeof(real));
+    const int64_t i0 = r0 < I ? r0 : I, i1 = r1 < I ? r1 : I; /* rows of dW_ih^T */
+    const int64_t h0 = (r0 > I ? r0 : I) - I, h1 = (r1 > I ? r1 : I) - I; /* of dW_hh^T */
+    /* dW_ih^T[i0:i1] (.,GH) += x[:, i0:i1]^T (.,TB) @ da_in (TB,GH) */
+    if (i1 > i0) {
+        RF_F(rf_mm)(i1 - i0, GH, TB, w->x + i0, 1, I, w->da_in, GH, tt + i0 * GH, GH);
+        RF_F(rf_transpose_blocks)(w->dw_ih + i0, I, tt + i0 * GH, GH, i1 - i0, GH);
+    }
+    /* dW_hh^T[h0:h1] += (h0; y[0..T-2])[:, h0:h1]^T @ da_hh, step 0 first */
+    if (h1 > h0) {
+        real *th = tt + (I + h0) * GH;
+        if (w->h0) RF_F(rf_mm)(h1 - h0, GH, B, w->h0 + h0, 1, H, w->da_hh, GH, th, GH);
+        if (T > 1)
+            RF_F(rf_mm)(h1 - h0, GH, (T - 1) * B, w->y + h0, 1, H, w->da_hh + B * GH, GH, th,
+                        GH);
+        RF_F(rf_transpose_blocks)(w->dw_hh + h0, H, th, GH, h1 - h0, GH);
+    }
+}
+
+/* Which gate gradients db needs summed: 1 da_in (for db_ih, or for db_hh when da_hh is da_in),
+ * 2 da_hh (for db_hh, when it differs: the GRU). */
+static inline int RF_F(rf_wgrad_db_sets)(const RF_F(rf_wgrad) *w) {
+    const int same = w->da_hh == w->da_in;
+    return (w->db_ih || (w->db_hh && same) ? 1 : 0) | (w->db_hh && !same ? 2 : 0);
+}
+
+/* Small path, after the backward's time loop and its barrier: thread `it` of `nt` sums, for its
+ * share of the sequences b, the gate gradients over the steps, dbp[b] = da[0, b] + ... +
+ * da[T-1, b]: in the batch split, the rows its own time loop wrote, still in its cache. db is
+ * then the sum of these in b's order (rf_wgrad_db): an order fixed by the shape, so the results
+ * do not depend on the thread count. Summing db's columns over all T*B rows in order instead
+ * read half of every row from the other core's cache: RNN (32,50,32,64), 26 us of each thread's
+ * ~300 us backward, against 7 us now. */
+static inline void RF_F(rf_wgrad_db_seq)(const RF_F(rf_wgrad) *w, int nt, int it) {
+    const int64_t T = w->T, B = w->B, GH = w->GH;
+    const int sets = RF_F(rf_wgrad_db_sets)(w);
+    int64_t b0, b1;
+    rf_slice(B, nt, it, &b0, &b1);
+    for (int hh = 0; hh < 2; hh++) {
+        if (!(sets & (1 << hh))) continue;
+        const real *da = hh ? w->da_hh : w->da_in;
+        real *p = w->dbp + hh * B * GH;
+        for (int64_t b = b0; b < b1; b++) {
+            memset(p + b * GH, 0, (size_t)GH * sizeof(real));
+            RF_F(rf_colsum_add)(p + b * GH, da + b * GH, T, B * GH, 0, GH);
+        }
+    }
+}
+
+/* db_ih and db_hh, the sums over b of the per-sequence sums (rf_wgrad_db_seq), once all are in. */
+static inline void RF_F(rf_wgrad_db)(const RF_F(rf_wgrad) *w) {
+    const int64_t B = w->B, GH = w->GH;
+    const int sets = RF_F(rf_wgrad_db_sets)(w);
+    real *db[2] = {w->db_ih, w->db_hh};
+    for (int k = 0; k < 2; k++) {
+        if (!db[k]) continue;
+        /* db_hh sums da_in's set when da_hh is da_in: a copy of db_ih's when there is one */
+        const int set = k && (sets & 2) ? 1 : 0;
+        if (k && !set && db[0]) {
+            memcpy(db[1], db[0], (size_t)GH * sizeof(real));
+            continue;
+        }
+        memset(db[k], 0, (size_t)GH * sizeof(real));
+        RF_F(rf_colsum_add)(db[k], w->dbp + set * B * GH, B, GH, 0, GH);
+    }
+}
+
+/* Small problems, inside the OpenMP region, after the time loop and a barrier: dx, dW_ih, dW_hh
+ * and db from all steps' gate gradients, thread `it` of `nt`. Its sequences' sums for db
+ * (rf_wgrad_db_seq; the last thread to finish them adds them up), then its share of the rows of
+ * (dW_ih^T; dW_hh^T) (rf_wgrad_row_range), then pieces of dx's rows (about RF_PIECE_MACS each,
+ * a multiple of its tiles' 6 rows) taken in turn (w->pieces), so that a thread the host has
+ * slowed down runs fewer of them. With static halves of dx, one thread waited for the other at
+ * the end of an RNN (32,50,32,64) backward: 30-37 us a call, both threads' waits summed, against
+ * 4-5 us with the pieces (rdtsc, in one process, two runs). Pieces of the weight rows too (8
+ * rows) took 1.03-1.08 of the time: each piece streams all of the gate gradient from L2 again
+ * for 8 rows. Large problems (w->pk) pack both operands block by block with two barriers a block
+ * (rf_wgrad_packed), so their threads keep static shares: dx's rows, then the I rows of dW_ih^T,
+ * then the H rows of dW_hh^T. Which thread computes a row does not change its sums, so the
+ * results do not depend on the thread count or on who took which piece. */
+static inline void RF_F(rf_wgrad_after)(const RF_F(rf_wgrad) *w, int nt, int it) {
+    const int64_t TB = w->T * w->B, I = w->I, H = w->H, GH = w->GH, R = I + H;
+    int64_t r0, r1;
+    RF_F(rf_wgrad_db_seq)(w, nt, it);
+    if (rf_pieces_last(w->pieces, nt)) RF_F(rf_wgrad_db)(w);
     if (w->pk) {
+        rf_slice(TB, nt, it, &r0, &r1);
+        RF_F(rf_wgrad_dx_range)(w, r0, r1);
         rf_slice(I, nt, it, &r0, &r1);
         RF_F(rf_wgrad_packed)(w, nt, it, 0, r0, r1);
         rf_slice(H, nt, it, &r0, &r1);
         RF_F(rf_wgrad_packed)(w, nt, it, 1, r0, r1);
-    } else {
-        rf_slice(I + H, nt, it, &r0, &r1);
-        real *tt = w->tw; /* (I + H, GH): dW_ih^T then dW_hh^T */
-        if (r1 > r0) memset(tt + r0 * GH, 0, (size_t)((r1 - r0) * GH) * sizeof(real));
-        const int64_t i0 = r0 < I ? r0 : I, i1 = r1 < I ? r1 : I; /* rows of dW_ih^T */
-        const int64_t h0 = (r0 > I ? r0 : I) - I, h1 = (r1 > I ? r1 : I) - I; /* of dW_hh^T */
-        /* dW_ih^T[i0:i1] (.,GH) += x[:, i0:i1]^T (.,TB) @ da_in (TB,GH) */
-        if (i1 > i0) {
-            RF_F(rf_mm)(i1 - i0, GH, TB, w->x + i0, 1, I, w->da_in, GH, tt + i0 * GH, GH);
-            RF_F(rf_transpose_blocks)(w->dw_ih + i0, I, tt + i0 * GH, GH, i1 - i0, GH);
-        }
-        /* dW_hh^T[h0:h1] += (h0; y[0..T-2])[:, h0:h1]^T @ da_hh, step 0 first */
-        if (h1 > h0) {
-            real *th = tt + (I + h0) * GH;
-            if (w->h0) RF_F(rf_mm)(h1 - h0, GH, B, w->h0 + h0, 1, H, w->da_hh, GH, th, GH);
-            if (T > 1)
-                RF_F(rf_mm)(h1 - h0, GH, (T - 1) * B, w->y + h0, 1, H, w->da_hh + B * GH, GH,
-                            th, GH);
-            RF_F(rf_transpose_blocks)(w->dw_hh + h0, H, th, GH, h1 - h0, GH);
-        }
+        return;
     }
-    rf_slice_cols(GH, nt, it, &j0, &j1);
-    if (j1 > j0) { /* db_hh is db_ih when both come from the same gate gradient (not GRU) */
-        const int same = w->db_ih && w->da_hh == w->da_in;
-        if (w->db_ih) {
-            memset(w->db_ih + j0, 0, (size_t)(j1 - j0) * sizeof(real));
-            RF_F(rf_colsum_add)(w->db_ih, w->da_in, TB, GH, j0, j1);
-        }
-        if (w->db_hh && same) {
-            memcpy(w->db_hh + j0, w->db_ih + j0, (size_t)(j1 - j0) * sizeof(real));
-        } else if (w->db_hh) {
-            memset(w->db_hh + j0, 0, (size_t)(j1 - j0) * sizeof(real));
-            RF_F(rf_colsum_add)(w->db_hh, w->da_hh, TB, GH, j0, j1);
-        }
-    }
+    rf_slice(R, nt, it, &r0, &r1);
+    RF_F(rf_wgrad_row_range)(w, r0, r1);
+    const int64_t xr = rf_piece_rows(I * GH, 6);
+    for (int64_t p; (p = rf_piece_take(w->pieces, it)) * xr < TB;)
+        RF_F(rf_wgrad_dx_range)(w, p * xr, TB < (p + 1) * xr ? TB : (p + 1) * xr);
 }
 
 /* ---- small path, chunked: the backward time loop runs in chunks of steps [t0,t1) with t0 a

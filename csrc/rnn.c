@@ -28,8 +28,9 @@ size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
 size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(T * B * H) + rf_pad(T * B); /* alignment slack, da, ones */
-    if (rf_small(T, B, 1, H)) /* + dW^T and the weight gradients' packed operands */
-        n += rf_bwd_small_extra(I, H, H) + rf_pad((I + H) * H) + rf_wgrad_pack_len(T, B, I, H, H);
+    if (rf_small(T, B, 1, H)) /* + dW^T, the weight gradients' packed operands, db's sums */
+        n += rf_bwd_small_extra(I, H, H) + rf_pad((I + H) * H) +
+             rf_wgrad_pack_len(T, B, I, H, H) + rf_pad(B * H);
     return (size_t)n;
 }
 
@@ -236,8 +237,8 @@ RF_MULTIVERSION(rnn_act_backward, (const RF_F(rnn_bwd) *a, int64_t t, int64_t b0
 /* Small path, thread `it` of `nt`: its batch slice for all T steps, then rows taken from slower
  * threads (RF_STEAL_STEPS); or (f, the unit split) per step its units of the gate gradient, the
  * step sync, its units of dh += da[t] @ W_hh (after the trial, rf_trial_bwd_top, perhaps thread
- * 0 alone, the others skipping the steps); then, after the one barrier, its share of the rows of
- * dx (rf_wgrad_dx_split) and of dW_ih, dW_hh and db (rf_wgrad_rows). */
+ * 0 alone, the others skipping the steps); then, after the one barrier, dx, dW_ih, dW_hh and db
+ * (rf_wgrad_after). */
 static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad) *w,
                                      rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, H = a->H, T = a->T;
@@ -259,8 +260,7 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
         rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
-    RF_F(rf_wgrad_dx_split)(w, nt, it);
-    RF_F(rf_wgrad_rows)(w, nt, it);
+    RF_F(rf_wgrad_after)(w, nt, it);
 }
 
 RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
@@ -287,10 +287,13 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
         w.tw = ws + rf_bwd_small_extra(I, H, H);
         if (rf_wgrad_packed_used(T, B, I, H, H, (int64_t)sizeof(real)))
             w.pk = w.tw + rf_pad((I + H) * H);
+        w.dbp = w.tw + rf_pad((I + H) * H) + rf_wgrad_pack_len(T, B, I, H, H);
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(T, B, 1, H)) {
+        rf_pieces pieces;
+        w.pieces = rf_pieces_init(&pieces);
         const int nu = rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real));
         if (nu) RF_RUN_UNITS(nu, RF_F(rnn_backward_small), &a, &w);
         else /* the weight phase splits I+H rows */

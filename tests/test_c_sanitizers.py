@@ -14,15 +14,17 @@ builds fix its outcome, TRIAL_FORCE) and the chunks of steps: the inference's
 (RF_CHUNK_ELEMS_SMALL: the double LSTM of one sequence, (T,B,I,H) = (7,1,3,21), in chunks of 4
 steps, as long as the trial, whose outcome then falls on the next chunk's first step and so must
 not be tried: tried, it overflowed the workspace) and the LSTM backward's (RF_BWD_CHUNK_*: 5 steps
-of one sequence; T = 9 starts with a chunk of 4, whose trial would hang, T = 10 with one of 5).
-The same command by hand, from the checkout:
+of one sequence; T = 9 starts with a chunk of 4, whose trial would hang, T = 10 with one of 5),
+and the pieces of dx that the threads take in turn after the backward's time loop
+(RF_PIECE_MACS: 6 rows each, so that these small problems have several). The same command by
+hand, from the checkout:
 
     cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \\
        -fno-omit-frame-pointer -fopenmp -DRNNFAST_OPENMP -DRF_SMALL_MACS=1048576 \\
        -DRF_SMALL_MIN_ROWS=1 -DRF_WGRAD_PACK_MACS=2000 -DRF_WGRAD_PACK_BYTES=0 \\
        -DRF_CHUNK_PACK_BYTES=0 -DRF_UNITS_MIN_BYTES=0 -DRF_TRIAL_STEPS=2 -DRF_TRIAL_MIN_T=5 \\
        -DRF_CHUNK_ELEMS_SMALL=400 -DRF_BWD_CHUNK_ELEMS=1 -DRF_BWD_CHUNK_ROWS=5 \\
-       -Icsrc -Itests/c \\
+       -DRF_PIECE_MACS=1 -Icsrc -Itests/c \\
        csrc/*.c tests/c/*.c -lm -o /tmp/rnnfast_ctest && /tmp/rnnfast_ctest
 """
 import glob
@@ -50,7 +52,8 @@ def _build(cc, out, extra):
            "-DRF_SMALL_MIN_ROWS=1", "-DRF_WGRAD_PACK_MACS=2000", "-DRF_WGRAD_PACK_BYTES=0",
            "-DRF_UNITS_MIN_BYTES=0", "-DRF_TRIAL_STEPS=2", "-DRF_TRIAL_MIN_T=5",
            "-DRF_CHUNK_ELEMS_SMALL=400", "-DRF_BWD_CHUNK_ELEMS=1", "-DRF_BWD_CHUNK_ROWS=5",
-           "-I" + os.path.join(ROOT, "csrc"), "-I" + os.path.join(ROOT, "tests", "c"),
+           "-DRF_PIECE_MACS=1", "-I" + os.path.join(ROOT, "csrc"),
+           "-I" + os.path.join(ROOT, "tests", "c"),
            *sources, "-lm", "-o", out]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
@@ -74,7 +77,8 @@ CHUNK_PACK_BYTES = {"avx2-rows": 256}
 # The batch split's row stealing (rf_steal in rf_common.h) runs when a thread falls behind, which
 # these tiny problems rarely do: in these builds every thread but 0 spins a while each step, and
 # rows are handed over down to one, so that thread 0 takes rows (counted, and asserted below)
-# and the C tests compare those runs with one thread's bit for bit.
+# and the C tests compare those runs with one thread's bit for bit. The same spin before each
+# piece of dx (rf_piece_take) has thread 0 take more than half of them.
 STEAL = {"native": ["-DRF_STEAL_DELAY=3000", "-DRF_STEAL_MIN_ROWS=1"],
          "portable": ["-DRF_STEAL_DELAY=3000", "-DRF_STEAL_MIN_ROWS=1"]}
 
