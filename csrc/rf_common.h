@@ -272,7 +272,8 @@ static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
  * thread's state: 0 running, k > 0 thread k-1 asks for rows, -1 finished (no more to give: a
  * thief's rows are never split again). answer: from the owner to this thread as a thief, 1 rows
  * (r0, r1 from step index s), 2 none. RF_STEAL_DELAY (tests): threads other than 0 spin that many
- * pause instructions a step, so that thread 0 steals. */
+ * pause instructions a step, and before each piece they take (rf_piece_take), so that thread 0
+ * steals rows and takes more pieces. */
 #define RF_STEAL_MAX_THREADS 8
 #ifndef RF_STEAL_MIN_ROWS
 #define RF_STEAL_MIN_ROWS 4
@@ -395,8 +396,8 @@ static inline rf_pieces *rf_pieces_init(rf_pieces *p) {
     return p;
 }
 
-/* Thread `it` of `nt` has finished its first part: 1 if it is the last of the nt to (it then
- * sees everything the others wrote before they counted themselves). */
+/* The calling thread, one of `nt`, has finished its first part: 1 if it is the last of them to
+ * (it then sees everything the others wrote before they counted themselves). */
 static inline int rf_pieces_last(rf_pieces *p, int nt) {
     return atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) == nt - 1;
 }

@@ -523,16 +523,16 @@ static inline void RF_F(rf_copy_or_zero)(real *dst, const real *src, int64_t n) 
     else memset(dst, 0, (size_t)n * sizeof(real));
 }
 
-/* db[j0:j1] += column sums of da (rows, GH) over those columns, rows in order. */
+/* db[j0:j1] += column sums over those columns of da's rows (ld apart), rows in order. */
 RF_INLINE void RF_F(rf_colsum_add_body)(real *restrict db, const real *restrict da, int64_t rows,
-                                        int64_t GH, int64_t j0, int64_t j1) {
+                                        int64_t ld, int64_t j0, int64_t j1) {
     for (int64_t r = 0; r < rows; r++) {
-        const real *da_r = da + r * GH;
+        const real *da_r = da + r * ld;
         for (int64_t j = j0; j < j1; j++) db[j] += da_r[j];
     }
 }
-RF_MULTIVERSION(rf_colsum_add, (real *db, const real *da, int64_t rows, int64_t GH, int64_t j0,
-                                int64_t j1), (db, da, rows, GH, j0, j1))
+RF_MULTIVERSION(rf_colsum_add, (real *db, const real *da, int64_t rows, int64_t ld, int64_t j0,
+                                int64_t j1), (db, da, rows, ld, j0, j1))
 
 /* ---- after backward's time loop: dx, dW_ih, dW_hh, db from the gate gradients of all steps ---
  *   dx = da_in @ W_ih;  dW_ih = da_in^T @ x;  dW_hh = da_hh^T @ h_prev;  db_ih, db_hh = column
@@ -543,11 +543,11 @@ typedef struct {
     const real *da_in, *da_hh, *x, *h0, *y, *w_ih; /* h0 may be NULL (zeros) */
     real *ones;                                 /* T*B elements of workspace (BLAS path) */
     int64_t T, B, I, H, GH;
-    real *tw;  /* small path: scratch of rf_wgrad_finish, or (I+H)*GH for rf_wgrad_row_range */
+    real *tw;  /* small path: scratch of rf_wgrad_finish, or (I+H)*GH: dW^T (rf_wgrad_after) */
     real *pk;  /* small path, rf_wgrad_packed_used: rf_wgrad_pack_len elements; the LSTM, */
                /* rf_chunk_packed_used: one packed chunk of the gate gradient */
     real *pa;  /* the LSTM with pk: the chunk's A panels, x^T then h_prev^T ((I + H) * rows) */
-    rf_pieces *pieces; /* small path without pk: rf_wgrad_after's counter, zeroed */
+    rf_pieces *pieces; /* small path, RNN and GRU (rf_wgrad_after): zeroed counters */
     real *dbp; /* small path: per-sequence sums (rf_wgrad_db_seq), (B,GH) of da_in, then of da_hh */
 } RF_F(rf_wgrad);
 
@@ -583,14 +583,13 @@ static inline void RF_F(rf_wgrad_blas)(const rnnfast_blas *bl, const RF_F(rf_wgr
     }
 }
 
-/* Rows [r0,r1) of the T*B rows of dx: one product, contiguous rows (per sequence, the rows of
- * one batch column were B*GH apart and the product ran at half speed). */
-static inline void RF_F(rf_wgrad_dx_range)(const RF_F(rf_wgrad) *w, int64_t r0, int64_t r1) {
+/* n rows of dx from as many rows of the gate gradient: dx[xr + i] (.,I) = da_in[ar + i] (.,GH)
+ * @ w_ih, i < n. One product over contiguous rows (per sequence, the rows of one batch column
+ * were B*GH apart and the product ran at half speed). */
+static inline void RF_F(rf_wgrad_dx)(const RF_F(rf_wgrad) *w, int64_t ar, int64_t xr, int64_t n) {
     const int64_t I = w->I, GH = w->GH;
-    if (r1 <= r0) return;
-    /* dx[r0:r1] (.,I) = da_in[r0:r1] (.,GH) @ w_ih (GH,I) */
-    RF_F(rf_mmp_set)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, NULL,
-                     w->dx + r0 * I, I);
+    if (n > 0)
+        RF_F(rf_mmp_set)(n, I, GH, w->da_in + ar * GH, GH, 1, w->w_ih, GH, NULL, w->dx + xr * I, I);
 }
 
 /* One weight gradient of a large problem, its rows [r0,r1) of M split among the threads:
@@ -665,7 +664,7 @@ static inline int RF_F(rf_wgrad_db_sets)(const RF_F(rf_wgrad) *w) {
 
 /* Small path, after the backward's time loop and its barrier: thread `it` of `nt` sums, for its
  * share of the sequences b, the gate gradients over the steps, dbp[b] = da[0, b] + ... +
- * da[T-1, b]: in the batch split, the rows its own time loop wrote, still in its cache. db is
+ * da[T-1, b]: in the batch split, mostly rows its own time loop wrote, still in its cache. db is
  * then the sum of these in b's order (rf_wgrad_db): an order fixed by the shape, so the results
  * do not depend on the thread count. Summing db's columns over all T*B rows in order instead
  * read half of every row from the other core's cache: RNN (32,50,32,64), 26 us of each thread's
@@ -704,38 +703,40 @@ static inline void RF_F(rf_wgrad_db)(const RF_F(rf_wgrad) *w) {
     }
 }
 
-/* Small problems, inside the OpenMP region, after the time loop and a barrier: dx, dW_ih, dW_hh
- * and db from all steps' gate gradients, thread `it` of `nt`. Its sequences' sums for db
+/* Small problems, inside the OpenMP region, after the time loop and a barrier: dx, dW_ih, dW_hh and
+ * db from all steps' gate gradients, thread `it` of `nt`. Its sequences' sums for db
  * (rf_wgrad_db_seq; the last thread to finish them adds them up), then its share of the rows of
- * (dW_ih^T; dW_hh^T) (rf_wgrad_row_range), then pieces of dx's rows (about RF_PIECE_MACS each,
- * a multiple of its tiles' 6 rows) taken in turn (w->pieces), so that a thread the host has
- * slowed down runs fewer of them. With static halves of dx, one thread waited for the other at
- * the end of an RNN (32,50,32,64) backward: 30-37 us a call, both threads' waits summed, against
- * 4-5 us with the pieces (rdtsc, in one process, two runs). Pieces of the weight rows too (8
- * rows) took 1.03-1.08 of the time: each piece streams all of the gate gradient from L2 again
+ * (dW_ih^T; dW_hh^T) (rf_wgrad_row_range), then pieces of dx's rows (about RF_PIECE_MACS each, a
+ * multiple of 12 rows: whole tiles of either ISA) taken in turn (w->pieces), so that a thread the
+ * host has slowed down runs fewer of them. With static halves of dx, one thread waited for the
+ * other at the end of an RNN (32,50,32,64) backward: 30-37 us a call, both threads' waits summed,
+ * against 4-5 us with the pieces (rdtsc, in one process, two runs). Pieces of the weight rows too
+ * (8 rows) took 1.03-1.08 of the time: each piece streams all of the gate gradient from L2 again
  * for 8 rows. Large problems (w->pk) pack both operands block by block with two barriers a block
  * (rf_wgrad_packed), so their threads keep static shares: dx's rows, then the I rows of dW_ih^T,
- * then the H rows of dW_hh^T. Which thread computes a row does not change its sums, so the
- * results do not depend on the thread count or on who took which piece. */
+ * then the H rows of dW_hh^T. Which thread computes a row does not change its sums, so the results
+ * do not depend on the thread count or on who took which piece. */
 static inline void RF_F(rf_wgrad_after)(const RF_F(rf_wgrad) *w, int nt, int it) {
     const int64_t TB = w->T * w->B, I = w->I, H = w->H, GH = w->GH, R = I + H;
     int64_t r0, r1;
     RF_F(rf_wgrad_db_seq)(w, nt, it);
-    if (rf_pieces_last(w->pieces, nt)) RF_F(rf_wgrad_db)(w);
-    if (w->pk) {
+    const int last = rf_pieces_last(w->pieces, nt);
+    if (w->pk) { /* db after the products: the others would wait for it at their barriers */
         rf_slice(TB, nt, it, &r0, &r1);
-        RF_F(rf_wgrad_dx_range)(w, r0, r1);
+        RF_F(rf_wgrad_dx)(w, r0, r0, r1 - r0);
         rf_slice(I, nt, it, &r0, &r1);
         RF_F(rf_wgrad_packed)(w, nt, it, 0, r0, r1);
         rf_slice(H, nt, it, &r0, &r1);
         RF_F(rf_wgrad_packed)(w, nt, it, 1, r0, r1);
+        if (last) RF_F(rf_wgrad_db)(w);
         return;
     }
+    if (last) RF_F(rf_wgrad_db)(w);
     rf_slice(R, nt, it, &r0, &r1);
     RF_F(rf_wgrad_row_range)(w, r0, r1);
-    const int64_t xr = rf_piece_rows(I * GH, 6);
+    const int64_t xr = rf_piece_rows(I * GH, 12);
     for (int64_t p; (p = rf_piece_take(w->pieces, it)) * xr < TB;)
-        RF_F(rf_wgrad_dx_range)(w, p * xr, TB < (p + 1) * xr ? TB : (p + 1) * xr);
+        RF_F(rf_wgrad_dx)(w, p * xr, p * xr, TB - p * xr < xr ? TB - p * xr : xr);
 }
 
 /* ---- small path, chunked: the backward time loop runs in chunks of steps [t0,t1) with t0 a
@@ -754,8 +755,7 @@ static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, 
     if (b1 - b0 >= t1 - t0) {
         /* per step, the slice's rows at once: dx[t, b0:b1] (.,I) = da_in[t, b0:b1] @ w_ih */
         for (int64_t t = t0; t < t1; t++)
-            RF_F(rf_mmp_set)(b1 - b0, I, GH, w->da_in + ((t - t0) * B + b0) * GH, GH, 1,
-                             w->w_ih, GH, NULL, w->dx + (t * B + b0) * I, I);
+            RF_F(rf_wgrad_dx)(w, (t - t0) * B + b0, t * B + b0, b1 - b0);
     } else {
         /* per sequence, the chunk's steps at once: dx[t0:t1, b] (.,I) = da_in[chunk, b] @ w_ih */
         for (int64_t b = b0; b < b1; b++)
@@ -768,12 +768,9 @@ static inline void RF_F(rf_wgrad_dx_chunk)(const RF_F(rf_wgrad) *w, int64_t b0, 
  * times sequences, contiguous in dx and in the chunk's gate gradients), one product. */
 static inline void RF_F(rf_wgrad_dx_rows)(const RF_F(rf_wgrad) *w, int64_t t0, int64_t t1, int nt,
                                           int it) {
-    const int64_t I = w->I, GH = w->GH;
     int64_t r0, r1;
     rf_slice((t1 - t0) * w->B, nt, it, &r0, &r1);
-    if (r1 <= r0) return;
-    RF_F(rf_mmp_set)(r1 - r0, I, GH, w->da_in + r0 * GH, GH, 1, w->w_ih, GH, NULL,
-                     w->dx + (t0 * w->B + r0) * I, I);
+    RF_F(rf_wgrad_dx)(w, r0, t0 * w->B + r0, r1 - r0);
 }
 
 /* The rows of h_prev for the chunk's dW_hh^T (h_prev = h0 at step 0, else y[t-1]): their

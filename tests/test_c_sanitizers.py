@@ -16,7 +16,7 @@ steps, as long as the trial, whose outcome then falls on the next chunk's first 
 not be tried: tried, it overflowed the workspace) and the LSTM backward's (RF_BWD_CHUNK_*: 5 steps
 of one sequence; T = 9 starts with a chunk of 4, whose trial would hang, T = 10 with one of 5),
 and the pieces of dx that the threads take in turn after the backward's time loop
-(RF_PIECE_MACS: 6 rows each, so that these small problems have several). The same command by
+(RF_PIECE_MACS: 12 rows each, so that these small problems have several). The same command by
 hand, from the checkout:
 
     cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \\

@@ -144,6 +144,33 @@ def test_options_match_reference(cell, bias, with_h0, use_lengths):
             assert got[-n_states - 2] is None and got[-n_states - 3] is None
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("which", ["b_ih", "b_hh"])
+def test_one_bias_matches_reference(cell, which, threads):
+    """Only one of the two biases: its gradient matches the reference, the other's is None, and
+    1, 2 and 3 threads agree bit for bit (the small path sums db per sequence, and the last thread
+    to finish adds those up; the GRU's db_hh comes from its own gate gradient)."""
+    for shape in [(6, 3, 5, 6), MULTI_CHUNK, PACKED_WGRAD, UNITS_B2, LARGE]:
+        x, h0, c0, w, lengths, dy, ds = _inputs(cell, *shape, np.float64, seed=6,
+                                                use_lengths=True)
+        w = (w[0], w[1], w[2] if which == "b_ih" else None, w[3] if which == "b_hh" else None)
+        want = _everything(R, cell, x, h0, c0, w, lengths, dy, ds)
+        results = []
+        for n in (1, 2, 3):
+            threads(n)
+            results.append(_everything(K, cell, x, h0, c0, w, lengths, dy, ds))
+        n_states = 2 if cell == "lstm" else 1
+        i_ih, i_hh = len(want) - n_states - 3, len(want) - n_states - 2  # db_ih, db_hh
+        assert (results[0][i_ih] is None) == (which == "b_hh")
+        assert (results[0][i_hh] is None) == (which == "b_ih")
+        for i, (g, r) in enumerate(zip(results[0], want)):
+            _close(g, r, TOL[np.float64], f"{cell} {shape} {which} output {i}")
+        for other in results[1:]:
+            for a, b in zip(results[0], other):
+                if a is not None:
+                    np.testing.assert_array_equal(a, b)
+
+
 def test_lengths_edge_values():
     """lengths with 0 and T, repeated, unsorted: outputs past a length are exactly zero."""
     for cell in CELLS:
