@@ -29,9 +29,7 @@ size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     /* alignment slack, da_in, da_hh, ones */
     int64_t n = RF_PAD + 2 * rf_pad(T * B * GH) + rf_pad(T * B);
-    if (rf_small(T, B, G, H)) /* + dW^T, the weight gradients' packed operands, db's sums */
-        n += rf_bwd_small_extra(I, H, GH) + rf_pad((I + H) * GH) +
-             rf_wgrad_pack_len(T, B, I, H, GH) + 2 * rf_pad(B * GH);
+    if (rf_small(T, B, G, H)) n += rf_wgrad_small_len(T, B, I, H, GH);
     return (size_t)n;
 }
 
@@ -336,19 +334,11 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     a.T = T; a.B = B; a.H = H;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da_in, a.da_hh, x, h0, y, w_ih,
                         w0 + 2 * rf_pad(TB * GH), T, B, I, H, GH};
-    if (rf_small(T, B, 3, H)) { /* packed B operands and the transposed weight gradients */
-        real *ws = w.ones + rf_pad(TB);
-        RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, GH, &a.w_hh, &w.w_ih);
-        w.tw = ws + rf_bwd_small_extra(I, H, GH);
-        if (rf_wgrad_packed_used(T, B, I, H, GH, (int64_t)sizeof(real)))
-            w.pk = w.tw + rf_pad((I + H) * GH);
-        w.dbp = w.tw + rf_pad((I + H) * GH) + rf_wgrad_pack_len(T, B, I, H, GH);
-    }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(T, B, 3, H)) {
         rf_pieces pieces;
-        w.pieces = rf_pieces_init(&pieces);
+        RF_F(rf_wgrad_small_init)(&w, w_ih, w_hh, &a.w_hh, &pieces);
         const int nu = rf_unit_threads(n_threads, B, 3, H, RF_VEC, (int64_t)sizeof(real));
         if (nu) RF_RUN_UNITS(nu, RF_F(gru_backward_small), &a, &w);
         else /* the weight phase splits I+H rows */

@@ -819,6 +819,15 @@ static inline int64_t rf_wgrad_pack_len(int64_t T, int64_t B, int64_t I, int64_t
     return rf_pad(rf_packed_len(RF_WKC, GH)) + rf_pad(RF_WKC * (I > H ? I : H));
 }
 
+/* The RNN's and GRU's small-path backward workspace after the gate gradients and `ones`: the
+ * packed weights (rf_bwd_small_extra), dW^T ((I+H)*GH), the weight gradients' packed operands
+ * (rf_wgrad_pack_len) and db's per-sequence sums (two sets of B*GH, rf_wgrad_db_seq), laid out
+ * by rf_wgrad_small_init (rf_real.h). */
+static inline int64_t rf_wgrad_small_len(int64_t T, int64_t B, int64_t I, int64_t H, int64_t GH) {
+    return rf_bwd_small_extra(I, H, GH) + rf_pad((I + H) * GH) + rf_wgrad_pack_len(T, B, I, H, GH) +
+           2 * rf_pad(B * GH);
+}
+
 /* dst (C,R) = src (R,C)^T, row-major with leading dimensions ldd and lds (the weights' copies
  * for our products, the weight gradients' final layout). rf_mm.c: blocks in registers (float:
  * 16x16 with AVX-512, 8x8 with AVX2; double: 4x4 with either), the edges and the portable copy

@@ -551,6 +551,22 @@ typedef struct {
     real *dbp; /* small path: per-sequence sums (rf_wgrad_db_seq), (B,GH) of da_in, then of da_hh */
 } RF_F(rf_wgrad);
 
+/* The RNN's and GRU's small path: lay out the workspace after w->ones (rf_wgrad_small_len), pack
+ * the weights' B operands (w_hh's into *whh_packed, w_ih's into w->w_ih) and give the threads
+ * their zeroed counters (pieces, which must live as long as the OpenMP region). */
+static inline void RF_F(rf_wgrad_small_init)(RF_F(rf_wgrad) *w, const real *w_ih,
+                                             const real *w_hh, const real **whh_packed,
+                                             rf_pieces *pieces) {
+    const int64_t T = w->T, B = w->B, I = w->I, H = w->H, GH = w->GH;
+    real *ws = w->ones + rf_pad(T * B);
+    RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, GH, whh_packed, &w->w_ih);
+    w->tw = ws + rf_bwd_small_extra(I, H, GH);
+    if (rf_wgrad_packed_used(T, B, I, H, GH, (int64_t)sizeof(real)))
+        w->pk = w->tw + rf_pad((I + H) * GH);
+    w->dbp = w->tw + rf_pad((I + H) * GH) + rf_wgrad_pack_len(T, B, I, H, GH);
+    w->pieces = rf_pieces_init(pieces);
+}
+
 /* Row k of h_prev = (h0; y[0], ..., y[T-2]) counted from step ts's rows: h0's first when
  * ts == 0 (the weight gradients' A operand of dW_hh^T). */
 static inline const real *RF_F(rf_hprev_row)(const RF_F(rf_wgrad) *w, int64_t ts, int64_t k) {

@@ -28,9 +28,7 @@ size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
 size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(T * B * H) + rf_pad(T * B); /* alignment slack, da, ones */
-    if (rf_small(T, B, 1, H)) /* + dW^T, the weight gradients' packed operands, db's sums */
-        n += rf_bwd_small_extra(I, H, H) + rf_pad((I + H) * H) +
-             rf_wgrad_pack_len(T, B, I, H, H) + rf_pad(B * H);
+    if (rf_small(T, B, 1, H)) n += rf_wgrad_small_len(T, B, I, H, H);
     return (size_t)n;
 }
 
@@ -281,19 +279,11 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     a.T = T; a.B = B; a.H = H; a.relu = nonlinearity == RNNFAST_RELU;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
                         w0 + rf_pad(TB * H), T, B, I, H, H};
-    if (rf_small(T, B, 1, H)) { /* packed B operands and the transposed weight gradients */
-        real *ws = w.ones + rf_pad(TB);
-        RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, H, &a.w_hh, &w.w_ih);
-        w.tw = ws + rf_bwd_small_extra(I, H, H);
-        if (rf_wgrad_packed_used(T, B, I, H, H, (int64_t)sizeof(real)))
-            w.pk = w.tw + rf_pad((I + H) * H);
-        w.dbp = w.tw + rf_pad((I + H) * H) + rf_wgrad_pack_len(T, B, I, H, H);
-    }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
 
     if (rf_small(T, B, 1, H)) {
         rf_pieces pieces;
-        w.pieces = rf_pieces_init(&pieces);
+        RF_F(rf_wgrad_small_init)(&w, w_ih, w_hh, &a.w_hh, &pieces);
         const int nu = rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real));
         if (nu) RF_RUN_UNITS(nu, RF_F(rnn_backward_small), &a, &w);
         else /* the weight phase splits I+H rows */
