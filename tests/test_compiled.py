@@ -276,22 +276,16 @@ def test_bitwise_identical_for_any_thread_count(cell, shape, threads):
                     np.testing.assert_array_equal(a, b)
 
 
-def test_concurrent_calls_equal_serial(threads):
-    threads(2)
-    jobs = []
-    for i, cell in enumerate(CELLS * 2):
-        shape = [(8, 5, 6, 20), LARGE][i % 2]
-        jobs.append((cell, _inputs(cell, *shape, np.float32 if i % 3 else np.float64, seed=i,
-                                   use_lengths=i % 2 == 0)))
+def _assert_concurrent_equals_serial(jobs, repeats):
+    """Run every (cell, args) job ``repeats`` times, each job in its own thread, all at once, and
+    compare each job's last results with a serial run's, bit for bit."""
     serial = [_everything(K, cell, *args) for cell, args in jobs]
-    results = [None] * len(jobs)
-    errors = []
+    results, errors = [None] * len(jobs), []
 
     def work(k):
         try:
-            for _ in range(3):
-                out = _everything(K, jobs[k][0], *jobs[k][1])
-            results[k] = out
+            for _ in range(repeats):
+                results[k] = _everything(K, jobs[k][0], *jobs[k][1])
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -305,6 +299,26 @@ def test_concurrent_calls_equal_serial(threads):
         for a, b in zip(got, want):
             if a is not None:
                 np.testing.assert_array_equal(a, b)
+
+
+def test_concurrent_calls_equal_serial(threads):
+    threads(2)
+    jobs = []
+    for i, cell in enumerate(CELLS * 2):
+        shape = [(8, 5, 6, 20), LARGE][i % 2]
+        jobs.append((cell, _inputs(cell, *shape, np.float32 if i % 3 else np.float64, seed=i,
+                                   use_lengths=i % 2 == 0)))
+    _assert_concurrent_equals_serial(jobs, repeats=3)
+
+
+def test_concurrent_calls_with_cached_outputs_of_one_size(threads):
+    """Threads whose large outputs all come from the output cache, of the same sizes, so that
+    they compete for the same blocks: each one's results equal its serial ones (no two live
+    outputs ever share a block)."""
+    threads(1)
+    shape = (260, 2, 3, 520)  # y: 1.03 MiB in float32, the GRU's gates 3.1 MiB
+    jobs = [("gru", _inputs("gru", *shape, np.float32, seed=20 + k)) for k in range(4)]
+    _assert_concurrent_equals_serial(jobs, repeats=4)
 
 
 # ---- layouts, extremes, errors ---------------------------------------------------------------
@@ -384,6 +398,7 @@ def _bad_calls(mod):
     _, _, _, saved = mod.lstm_forward(x, h, h, *w4)
     _, _, saved_g = mod.gru_forward(x, h, *w3)
     _, saved_s = mod.rnn_step_forward(x[0], h, *w1)
+    _, _, saved_r = mod.rnn_forward(x, h, *w1)
     return [
         lambda: mod.lstm_forward(x[0], h, h, *w4),
         lambda: mod.lstm_forward(x.astype(np.int32), h, h, *w4),
@@ -408,9 +423,20 @@ def _bad_calls(mod):
         lambda: mod.gru_backward(None, None, None),
         lambda: mod.rnn_step_forward(x, h, *w1),
         lambda: mod.rnn_step_backward(np.zeros((B + 1, H)), saved_s),
+        lambda: mod.rnn_step_backward(h, saved_r),  # a sequence's saved dict (T = 3)
+        lambda: mod.lstm_step_backward(h, h, saved),
+        lambda: mod.gru_step_backward(h, saved_g),
         lambda: mod.lstm_step_forward(x[0], h, h, *w4, lengths=None),
         lambda: mod.gru_step_forward(x[0], h, *w4),
     ]
+
+
+def test_sizes_beyond_the_kernels_raise_a_named_error():
+    # SIZE_MAX is what the C workspace functions return for sizes beyond a 32-bit BLAS (tested
+    # in tests/c); arrays of 2^31 rows are too big to build here, so the wrapper's step alone
+    n = 2**64 - 1
+    with pytest.raises(ValueError, match=r"sizes \(T, B, I, H\) = \(2147483648, 1, 1, 1\)"):
+        K._work(n, np.float32, (2**31, 1, 1, 1))
 
 
 def test_bad_input_raises_the_reference_errors():

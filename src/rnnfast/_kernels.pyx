@@ -11,7 +11,9 @@ y (T, B, H), w_ih (G*H, I), w_hh (G*H, H), biases (G*H,) or None). What happens 
 * outputs and the per-call workspace (its length from the C workspace functions) are NumPy arrays
   allocated here (large outputs from the output cache, _out); C allocates nothing;
 * the whole C kernel runs without the GIL, with rnnfast.get_num_threads() OpenMP threads and
-  scipy's BLAS (scipy.linalg.cython_blas) handed to C as a table of function pointers.
+  scipy's BLAS (scipy.linalg.cython_blas) handed to C as a table of function pointers; the C code
+  runs the products on its own kernels (csrc/rf_mm.c) below a problem size and on that BLAS
+  above it (csrc/rf_common.h, rf_small).
 
 The same kernels are exported at C level for other Cython code: see _kernels.pxd.
 """
@@ -32,10 +34,17 @@ import threading
 # (glibc then trims the heap, or unmaps what it mapped, and the next call pays a page fault and
 # the zeroing of every 4 KiB touched). Per thread, so concurrent calls never share one.
 _work_tls = threading.local()
+_SIZE_INVALID = 2**64 - 1  # SIZE_MAX: the workspace functions' answer for invalid sizes
 
 
-def _work(n, dt):
-    """n elements of dtype dt of this thread's workspace (the kept buffer when it is big enough)."""
+def _work(n, dt, shape=None):
+    """n elements of dtype dt of this thread's workspace (the kept buffer when it is big enough).
+    n is what a C workspace function returned for shape (T, B, I, H): SIZE_MAX when the sizes
+    are beyond what the kernels take."""
+    if n >= _SIZE_INVALID:
+        raise ValueError(f"sizes (T, B, I, H) = {tuple(shape or ())} are too large for the "
+                         f"compiled kernels: T*B and each weight matrix's element count (G*H times the "
+                         f"larger of I and H, G gates) must fit in a 32-bit int, the BLAS's")
     dt = np.dtype(dt)
     nbytes = max(n, 1) * dt.itemsize
     limit = get_workspace_cache()
@@ -49,14 +58,15 @@ def _work(n, dt):
     return buf[:nbytes].view(dt)
 
 # Output cache (rnnfast.set_output_cache): outputs of at least _OUT_MIN bytes are views of uint8
-# blocks listed here, oldest first (_out_bytes: their total). A block whose only reference is this
-# list's (no array or view uses it any more: NumPy's views of views all refer to the block itself)
-# is handed out again for an output of the same size, so a loop of calls reuses memory that is
-# already mapped instead of faulting in and zeroing fresh pages every call. The reference count
-# is read and the block's view made without running Python code in between, with the GIL held, so
-# no other thread can take the block or drop a reference meanwhile. Only on CPython with its GIL
-# (_out_cacheable): elsewhere reference counts are not that or threads run at once, and every
-# output is a fresh np.empty.
+# blocks listed here, least recently handed out first (_out_bytes: their total). A block whose
+# only reference is this list's (no array or view uses it any more: NumPy's views of views all
+# refer to the block itself) is handed out again for an output of the same size, so a loop of
+# calls reuses memory that is already mapped instead of faulting in and zeroing fresh pages every
+# call. The reference count is read and the block taken off the list with the GIL held and no
+# allocation in between (an allocation may run the garbage collector, whose finalisers may let
+# another thread in), so no other thread can take the same block; it goes back on the list, as
+# the newest, once its view exists. Only on CPython with its GIL (_out_cacheable): elsewhere
+# reference counts are not that or threads run at once, and every output is a fresh np.empty.
 _out_blocks = []
 cdef Py_ssize_t _out_bytes = 0
 cdef Py_ssize_t _OUT_MIN = 1 << 20
@@ -97,7 +107,12 @@ cdef object _out(int64_t T, int64_t B, int64_t N, dt):
     for i in range(len(_out_blocks) - 1, -1, -1):  # the newest unused block of this size
         block = _out_blocks[i]  # with this local, an unused block has two references
         if Py_REFCNT(block) == 2 and block.nbytes == nbytes:
-            return block.view(dt).reshape(T, B, N)
+            # off the list while its view is made: that allocation may run the garbage collector,
+            # and a finaliser may let another thread in, which must not find the block unused
+            del _out_blocks[i]
+            out = block.view(dt).reshape(T, B, N)
+            _out_blocks.append(block)  # now the newest
+            return out
     block = np.empty(nbytes, np.uint8)  # malloc'd: aligned for any dtype
     if nbytes <= limit and _trim_outputs(limit - nbytes) + nbytes <= limit:
         _out_blocks.append(block)
@@ -374,7 +389,7 @@ cdef _rnn_forward(a, str nonlinearity, bint training):
     y = _out(T, B, H, a.x.dtype)
     h_n = np.empty((B, H), a.x.dtype)
     cdef size_t n_work = rnnfast_rnn_forward_workspace(T, B, I, H)
-    work = _work(n_work, a.x.dtype)
+    work = _work(n_work, a.x.dtype, (T, B, I, H))
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *x_p = _p(a.x)
@@ -413,7 +428,7 @@ cdef _rnn_backward(g, s):
     db_ih = np.empty(H, x.dtype) if s["has_b_ih"] else None
     db_hh = np.empty(H, x.dtype) if s["has_b_hh"] else None
     cdef size_t n_work = rnnfast_rnn_backward_workspace(T, B, I, H)
-    work = _work(n_work, x.dtype)
+    work = _work(n_work, x.dtype, (T, B, I, H))
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dwih_p = _p(dw_ih)
@@ -493,7 +508,7 @@ cdef _lstm_forward(a, bint training):
     gates = _out(T, B, 4 * H, dt) if training else None
     c_all = _out(T, B, H, dt) if training else None
     cdef size_t n_work = rnnfast_lstm_forward_workspace(T, B, I, H, training)
-    work = _work(n_work, dt)
+    work = _work(n_work, dt, (T, B, I, H))
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *cn_p = _p(c_n)
@@ -539,7 +554,7 @@ cdef _lstm_backward(g, s):
     db_ih = np.empty(4 * H, dt) if s["has_b_ih"] else None
     db_hh = np.empty(4 * H, dt) if s["has_b_hh"] else None
     cdef size_t n_work = rnnfast_lstm_backward_workspace(T, B, I, H)
-    work = _work(n_work, dt)
+    work = _work(n_work, dt, (T, B, I, H))
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dc0_p = _p(dc0)
@@ -622,7 +637,7 @@ cdef _gru_forward(a, bint training):
     gates = _out(T, B, 3 * H, dt) if training else None
     hn_all = _out(T, B, H, dt) if training else None
     cdef size_t n_work = rnnfast_gru_forward_workspace(T, B, I, H, training)
-    work = _work(n_work, dt)
+    work = _work(n_work, dt, (T, B, I, H))
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *g_p = _p(gates)
@@ -665,7 +680,7 @@ cdef _gru_backward(g, s):
     db_ih = np.empty(3 * H, dt) if s["has_b_ih"] else None
     db_hh = np.empty(3 * H, dt) if s["has_b_hh"] else None
     cdef size_t n_work = rnnfast_gru_backward_workspace(T, B, I, H)
-    work = _work(n_work, dt)
+    work = _work(n_work, dt, (T, B, I, H))
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dwih_p = _p(dw_ih)

@@ -130,6 +130,10 @@ def backward(cell, dy, dh_n, dc_n, saved, step=False):
     H = saved["w_hh"].shape[1]
     dtype = x.dtype
     if step:
+        if T != 1:
+            raise ValueError(f"saved holds a sequence of T={T} steps; a step backward takes what "
+                             f"{cell}_step_forward(..., training=True) returned (T=1): use "
+                             f"{cell}_backward for a sequence")
         dy = np.zeros((1, B, H), dtype)
     elif dy is None:
         dy = np.zeros((T, B, H), dtype)

@@ -385,11 +385,17 @@ static void check_errors(void) {
           == RNNFAST_ERR_WORKSPACE, "rnn backward short work");
     CHECK(rnnfast_lstm_forward_workspace(0, 1, 1, 1, 0) == SIZE_MAX, "workspace of bad sizes");
     CHECK(rnnfast_gru_backward_workspace(1, -2, 1, 1) == SIZE_MAX, "workspace of bad sizes");
+    /* beyond a 32-bit BLAS: T*B rows, and a weight's element count (G*H*max(I,H)) */
+    CHECK(rnnfast_rnn_forward_workspace((int64_t)1 << 31, 1, 1, 1) == SIZE_MAX, "T*B too large");
+    CHECK(rnnfast_lstm_backward_workspace(1, 1, (int64_t)1 << 28, 4) == SIZE_MAX,
+          "weights too large");
     /* inference memory is O(B*H): its workspace stops growing with T */
     CHECK(rnnfast_lstm_forward_workspace(100000, 4, 8, 16, 0) ==
           rnnfast_lstm_forward_workspace(1000000, 4, 8, 16, 0), "lstm inference workspace grows");
     CHECK(rnnfast_gru_forward_workspace(1000, 64, 8, 256, 0) ==
           rnnfast_gru_forward_workspace(100000, 64, 8, 256, 0), "gru inference workspace grows");
+    CHECK(rnnfast_rnn_forward_workspace(1000, 64, 8, 256) ==
+          rnnfast_rnn_forward_workspace(100000, 64, 8, 256), "rnn forward workspace grows");
     CHECK(rnnfast_rnn_forward_workspace(10, 4, 8, 16) ==
           rnnfast_rnn_forward_workspace(10000, 4, 8, 16),
           "rnn workspace grows");
