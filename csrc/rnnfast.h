@@ -45,6 +45,19 @@
  * Kernels hold no global state: concurrent calls from several threads are safe as long as their
  * output and workspace arrays differ.
  *
+ * Building: compile the five sources of csrc/ (rnn.c, lstm.c, gru.c, rf_mm.c, runtime.c; the
+ * other headers are theirs) into your program or library with a C11 compiler and the flags the
+ * Python package uses, e.g. with GCC or Clang, in csrc/:
+ *   cc -std=c11 -O3 -fno-math-errno -fno-trapping-math -ffp-contract=fast -fopenmp
+ *      -DRNNFAST_OPENMP -I. -c rnn.c lstm.c gru.c rf_mm.c runtime.c
+ * and link with -fopenmp -lm. Leave out -fopenmp -DRNNFAST_OPENMP for a single-threaded build;
+ * never add -ffast-math (it deletes the NaN checks and sets flush-to-zero for the whole
+ * process). The AVX-512 and AVX2 kernels are compiled with function target attributes and chosen
+ * at run time, so no -m flags are needed (-DRNNFAST_NO_AVX512 or -DRNNFAST_NO_AVX2 leave them
+ * out). Pass your BLAS in an rnnfast_blas table (rnnfast_blas.h); tests/c/ builds this way with
+ * a naive BLAS. The Python package installs these headers (rnnfast.get_include()), not the
+ * sources: take those from the repository's csrc/.
+ *
  * Errors: every kernel returns RNNFAST_OK or an error code; it never aborts, and on error it has
  * touched no output. It cannot check that arrays are as long as the sizes say: that is the caller's
  * contract.
