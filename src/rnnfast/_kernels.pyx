@@ -13,13 +13,13 @@ y (T, B, H), w_ih (G*H, I), w_hh (G*H, H), biases (G*H,) or None). What happens 
 * the whole C kernel runs without the GIL, with rnnfast.get_num_threads() OpenMP threads and
   scipy's BLAS (scipy.linalg.cython_blas) handed to C as a table of function pointers; the C code
   runs the products on its own kernels (csrc/rf_mm.c) below a problem size and on that BLAS
-  above it (csrc/rf_common.h, rf_small).
+  above it or when the call has fewer than 16 rows, T*B (csrc/rf_common.h, rf_small).
 
 The same kernels are exported at C level for other Cython code: see _kernels.pxd.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, SIZE_MAX
 from cpython.ref cimport Py_REFCNT
 import sys
 cimport scipy.linalg.cython_blas as cblas
@@ -34,7 +34,7 @@ import threading
 # (glibc then trims the heap, or unmaps what it mapped, and the next call pays a page fault and
 # the zeroing of every 4 KiB touched). Per thread, so concurrent calls never share one.
 _work_tls = threading.local()
-_SIZE_INVALID = 2**64 - 1  # SIZE_MAX: the workspace functions' answer for invalid sizes
+_SIZE_INVALID = SIZE_MAX  # the workspace functions' answer for invalid sizes
 
 
 def _work(n, dt, shape=None):
@@ -43,8 +43,9 @@ def _work(n, dt, shape=None):
     are beyond what the kernels take."""
     if n >= _SIZE_INVALID:
         raise ValueError(f"sizes (T, B, I, H) = {tuple(shape or ())} are too large for the "
-                         f"compiled kernels: T*B and each weight matrix's element count (G*H times the "
-                         f"larger of I and H, G gates) must fit in a 32-bit int, the BLAS's")
+                         f"compiled kernels: T*B and each weight matrix's element count (G*H "
+                         f"times the larger of I and H, G gates) must fit in a 32-bit int, the "
+                         f"BLAS's")
     dt = np.dtype(dt)
     nbytes = max(n, 1) * dt.itemsize
     limit = get_workspace_cache()
@@ -62,10 +63,10 @@ def _work(n, dt, shape=None):
 # only reference is this list's (no array or view uses it any more: NumPy's views of views all
 # refer to the block itself) is handed out again for an output of the same size, so a loop of
 # calls reuses memory that is already mapped instead of faulting in and zeroing fresh pages every
-# call. The reference count is read and the block taken off the list with the GIL held and no
-# allocation in between (an allocation may run the garbage collector, whose finalisers may let
-# another thread in), so no other thread can take the same block; it goes back on the list, as
-# the newest, once its view exists. Only on CPython with its GIL (_out_cacheable): elsewhere
+# call. The size is compared first, then the reference count read and the block taken off the
+# list with the GIL held and no allocation in between (an allocation may run the garbage
+# collector, whose finalisers may let another thread in), so no other thread can take the same
+# block; it goes back on the list, as the newest, once its view exists (or failed). Only on CPython with its GIL (_out_cacheable): elsewhere
 # reference counts are not that or threads run at once, and every output is a fresh np.empty.
 _out_blocks = []
 cdef Py_ssize_t _out_bytes = 0
@@ -79,9 +80,9 @@ cdef inline Py_ssize_t _out_limit():
 
 
 def _trim_outputs(keep=None):
-    """Drop unused blocks, oldest first, until at most ``keep`` bytes are listed (default: the
-    output cache's limit; blocks in use stay listed until a later trim). Returns the bytes still
-    listed."""
+    """Drop unused blocks, least recently handed out first, until at most ``keep`` bytes are
+    listed (default: the output cache's limit; blocks in use stay listed until a later trim).
+    Returns the bytes still listed."""
     global _out_bytes
     cdef Py_ssize_t limit = _out_limit() if keep is None else keep, i = 0
     while _out_bytes > limit and i < len(_out_blocks):
@@ -106,13 +107,14 @@ cdef object _out(int64_t T, int64_t B, int64_t N, dt):
         _trim_outputs(limit)
     for i in range(len(_out_blocks) - 1, -1, -1):  # the newest unused block of this size
         block = _out_blocks[i]  # with this local, an unused block has two references
-        if Py_REFCNT(block) == 2 and block.nbytes == nbytes:
+        if block.nbytes == nbytes and Py_REFCNT(block) == 2:
             # off the list while its view is made: that allocation may run the garbage collector,
             # and a finaliser may let another thread in, which must not find the block unused
             del _out_blocks[i]
-            out = block.view(dt).reshape(T, B, N)
-            _out_blocks.append(block)  # now the newest
-            return out
+            try:
+                return block.view(dt).reshape(T, B, N)
+            finally:
+                _out_blocks.append(block)  # now the newest
     block = np.empty(nbytes, np.uint8)  # malloc'd: aligned for any dtype
     if nbytes <= limit and _trim_outputs(limit - nbytes) + nbytes <= limit:
         _out_blocks.append(block)
@@ -384,12 +386,12 @@ def _saved(cell, a, y, **extra):
 # ---- Elman RNN ---------------------------------------------------------------------------------
 cdef _rnn_forward(a, str nonlinearity, bint training):
     cdef int64_t T = a.T, B = a.B, I = a.I, H = a.H
+    cdef size_t n_work = rnnfast_rnn_forward_workspace(T, B, I, H)
+    work = _work(n_work, a.x.dtype, (T, B, I, H))
     cdef bint f32 = a.x.dtype == np.float32
     cdef int nl = RNNFAST_RELU if nonlinearity == "relu" else RNNFAST_TANH
     y = _out(T, B, H, a.x.dtype)
     h_n = np.empty((B, H), a.x.dtype)
-    cdef size_t n_work = rnnfast_rnn_forward_workspace(T, B, I, H)
-    work = _work(n_work, a.x.dtype, (T, B, I, H))
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *x_p = _p(a.x)
@@ -419,6 +421,8 @@ cdef _rnn_forward(a, str nonlinearity, bint training):
 cdef _rnn_backward(g, s):
     x = s["x"]
     cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = s["w_hh"].shape[1]
+    cdef size_t n_work = rnnfast_rnn_backward_workspace(T, B, I, H)
+    work = _work(n_work, x.dtype, (T, B, I, H))
     cdef bint f32 = x.dtype == np.float32
     cdef int nl = RNNFAST_RELU if s["nonlinearity"] == "relu" else RNNFAST_TANH
     dx = _out(T, B, I, x.dtype)
@@ -427,8 +431,6 @@ cdef _rnn_backward(g, s):
     dw_hh = np.empty((H, H), x.dtype)
     db_ih = np.empty(H, x.dtype) if s["has_b_ih"] else None
     db_hh = np.empty(H, x.dtype) if s["has_b_hh"] else None
-    cdef size_t n_work = rnnfast_rnn_backward_workspace(T, B, I, H)
-    work = _work(n_work, x.dtype, (T, B, I, H))
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dwih_p = _p(dw_ih)
@@ -500,6 +502,8 @@ def rnn_step_backward(dh_new, saved):
 # ---- LSTM --------------------------------------------------------------------------------------
 cdef _lstm_forward(a, bint training):
     cdef int64_t T = a.T, B = a.B, I = a.I, H = a.H
+    cdef size_t n_work = rnnfast_lstm_forward_workspace(T, B, I, H, training)
+    work = _work(n_work, a.x.dtype, (T, B, I, H))
     cdef bint f32 = a.x.dtype == np.float32
     dt = a.x.dtype
     y = _out(T, B, H, dt)
@@ -507,8 +511,6 @@ cdef _lstm_forward(a, bint training):
     c_n = np.empty((B, H), dt)
     gates = _out(T, B, 4 * H, dt) if training else None
     c_all = _out(T, B, H, dt) if training else None
-    cdef size_t n_work = rnnfast_lstm_forward_workspace(T, B, I, H, training)
-    work = _work(n_work, dt, (T, B, I, H))
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *cn_p = _p(c_n)
@@ -544,6 +546,8 @@ cdef _lstm_forward(a, bint training):
 cdef _lstm_backward(g, s):
     x = s["x"]
     cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = s["w_hh"].shape[1]
+    cdef size_t n_work = rnnfast_lstm_backward_workspace(T, B, I, H)
+    work = _work(n_work, x.dtype, (T, B, I, H))
     cdef bint f32 = x.dtype == np.float32
     dt = x.dtype
     dx = _out(T, B, I, dt)
@@ -553,8 +557,6 @@ cdef _lstm_backward(g, s):
     dw_hh = np.empty((4 * H, H), dt)
     db_ih = np.empty(4 * H, dt) if s["has_b_ih"] else None
     db_hh = np.empty(4 * H, dt) if s["has_b_hh"] else None
-    cdef size_t n_work = rnnfast_lstm_backward_workspace(T, B, I, H)
-    work = _work(n_work, dt, (T, B, I, H))
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dc0_p = _p(dc0)
@@ -630,14 +632,14 @@ def lstm_step_backward(dh_new, dc_new, saved):
 # ---- GRU ---------------------------------------------------------------------------------------
 cdef _gru_forward(a, bint training):
     cdef int64_t T = a.T, B = a.B, I = a.I, H = a.H
+    cdef size_t n_work = rnnfast_gru_forward_workspace(T, B, I, H, training)
+    work = _work(n_work, a.x.dtype, (T, B, I, H))
     cdef bint f32 = a.x.dtype == np.float32
     dt = a.x.dtype
     y = _out(T, B, H, dt)
     h_n = np.empty((B, H), dt)
     gates = _out(T, B, 3 * H, dt) if training else None
     hn_all = _out(T, B, H, dt) if training else None
-    cdef size_t n_work = rnnfast_gru_forward_workspace(T, B, I, H, training)
-    work = _work(n_work, dt, (T, B, I, H))
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *g_p = _p(gates)
@@ -671,6 +673,8 @@ cdef _gru_forward(a, bint training):
 cdef _gru_backward(g, s):
     x = s["x"]
     cdef int64_t T = x.shape[0], B = x.shape[1], I = x.shape[2], H = s["w_hh"].shape[1]
+    cdef size_t n_work = rnnfast_gru_backward_workspace(T, B, I, H)
+    work = _work(n_work, x.dtype, (T, B, I, H))
     cdef bint f32 = x.dtype == np.float32
     dt = x.dtype
     dx = _out(T, B, I, dt)
@@ -679,8 +683,6 @@ cdef _gru_backward(g, s):
     dw_hh = np.empty((3 * H, H), dt)
     db_ih = np.empty(3 * H, dt) if s["has_b_ih"] else None
     db_hh = np.empty(3 * H, dt) if s["has_b_hh"] else None
-    cdef size_t n_work = rnnfast_gru_backward_workspace(T, B, I, H)
-    work = _work(n_work, dt, (T, B, I, H))
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dwih_p = _p(dw_ih)
