@@ -34,14 +34,13 @@ import threading
 # (glibc then trims the heap, or unmaps what it mapped, and the next call pays a page fault and
 # the zeroing of every 4 KiB touched). Per thread, so concurrent calls never share one.
 _work_tls = threading.local()
-_SIZE_INVALID = SIZE_MAX  # the workspace functions' answer for invalid sizes
 
 
 def _work(n, dt, shape=None):
     """n elements of dtype dt of this thread's workspace (the kept buffer when it is big enough).
     n is what a C workspace function returned for shape (T, B, I, H): SIZE_MAX when the sizes
     are beyond what the kernels take."""
-    if n >= _SIZE_INVALID:
+    if n == SIZE_MAX:
         raise ValueError(f"sizes (T, B, I, H) = {tuple(shape or ())} are too large for the "
                          f"compiled kernels: T*B and each weight matrix's element count (G*H "
                          f"times the larger of I and H, G gates) must fit in a 32-bit int, the "
@@ -66,8 +65,9 @@ def _work(n, dt, shape=None):
 # call. The size is compared first, then the reference count read and the block taken off the
 # list with the GIL held and no allocation in between (an allocation may run the garbage
 # collector, whose finalisers may let another thread in), so no other thread can take the same
-# block; it goes back on the list, as the newest, once its view exists (or failed). Only on CPython with its GIL (_out_cacheable): elsewhere
-# reference counts are not that or threads run at once, and every output is a fresh np.empty.
+# block; it goes back on the list, as the newest, once its view exists (or failed). Only on
+# CPython with its GIL (_out_cacheable): elsewhere reference counts are not that or threads run
+# at once, and every output is a fresh np.empty.
 _out_blocks = []
 cdef Py_ssize_t _out_bytes = 0
 cdef Py_ssize_t _OUT_MIN = 1 << 20
