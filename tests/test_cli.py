@@ -1,4 +1,5 @@
 """The command line and the BLAS set-up it reports on."""
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +61,26 @@ def test_users_core_type_is_respected():
 
 
 @pytest.mark.skipif(not _blas.cpu_has_avx512(), reason="the CPU has no AVX-512")
+@pytest.mark.parametrize("tuning", ["", "1"])
+def test_users_narrow_core_type_gets_a_warning_that_names_it(tuning):
+    # some machines set OPENBLAS_CORETYPE for every process; rnnfast keeps it but says so, unless
+    # RNNFAST_NO_BLAS_TUNING=1 (the user looks after the BLAS)
+    out = run("""
+        import json, warnings, rnnfast
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            rnnfast._blas.check(); rnnfast._blas.check()
+        print(json.dumps([str(x.message) for x in w]))
+    """, OPENBLAS_CORETYPE="Haswell", RNNFAST_NO_BLAS_TUNING=tuning)
+    msgs = json.loads(out.stdout)
+    if tuning:
+        assert msgs == []
+    else:
+        assert len(msgs) == 1 and "OPENBLAS_CORETYPE=Haswell is set in the environment" in msgs[0]
+        assert "'haswell' kernels" in msgs[0] and "import rnnfast before" not in msgs[0]
+
+
+@pytest.mark.skipif(not _blas.cpu_has_avx512(), reason="the CPU has no AVX-512")
 def test_warns_once_when_scipy_loaded_narrow_kernels_first():
     out = run("""
         import os, warnings
@@ -71,7 +92,8 @@ def test_warns_once_when_scipy_loaded_narrow_kernels_first():
             warnings.simplefilter("always")
             rnnfast._blas.check(); rnnfast._blas.check()
         msgs = [str(x.message) for x in w]
-        assert len(msgs) == 1 and "OPENBLAS_CORETYPE=SkylakeX" in msgs[0], msgs
+        assert len(msgs) == 1 and "import rnnfast before scipy.linalg" in msgs[0], msgs
+        assert "OPENBLAS_CORETYPE=SkylakeX" in msgs[0], msgs
         print("ok")
     """)
     assert out.stdout.strip() == "ok"

@@ -7,7 +7,8 @@ So, before scipy's BLAS loads, :func:`prepare` asks OpenBLAS for its SkylakeX ke
 float32/float64 GEMM kernels) when the CPU has the AVX-512 subsets those kernels use, unless the user
 has chosen a core type with OPENBLAS_CORETYPE already. Once loaded, :func:`info` reads the core
 type the library *reports*, and :func:`check` warns once if an AVX-512 CPU is running non-AVX-512
-kernels (which happens when scipy.linalg was imported before rnnfast) and says how to fix it.
+kernels and says why and how to fix it: scipy.linalg was imported before rnnfast, or
+OPENBLAS_CORETYPE names a narrower core (some machines set it for every process).
 
 This module imports nothing heavy at import time; it must run before scipy.linalg is imported.
 """
@@ -20,6 +21,7 @@ _AVX512_FLAGS = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
 # OpenBLAS core names whose sgemm/dgemm kernels use 512-bit AVX-512.
 _AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids", "zen5")
 _warned = False
+_chosen_here = None  # the core type prepare() set, if it set one
 
 
 def cpu_flags():
@@ -40,6 +42,10 @@ def cpu_has_avx512():
     return flags is not None and all(flag in flags for flag in _AVX512_FLAGS)
 
 
+def _tuning_off():
+    return os.environ.get("RNNFAST_NO_BLAS_TUNING", "0") not in ("", "0")
+
+
 def _scipy_blas_loaded():
     return "scipy.linalg" in sys.modules or "scipy.linalg.cython_blas" in sys.modules
 
@@ -50,12 +56,13 @@ def prepare():
     Does nothing if OPENBLAS_CORETYPE is already set (the user's choice wins), if the CPU lacks
     AVX-512, if RNNFAST_NO_BLAS_TUNING=1, or if scipy's BLAS is already loaded (too late: see check).
     """
-    if os.environ.get("RNNFAST_NO_BLAS_TUNING", "0") not in ("", "0"):
+    if _tuning_off():
         return
     if "OPENBLAS_CORETYPE" in os.environ or _scipy_blas_loaded():
         return
     if cpu_has_avx512():
-        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+        global _chosen_here
+        os.environ["OPENBLAS_CORETYPE"] = _chosen_here = "SkylakeX"
 
 
 def _openblas_libraries():
@@ -109,20 +116,30 @@ def info():
 
 
 def check():
-    """Warn once if the CPU has AVX-512 but scipy's OpenBLAS runs narrower kernels."""
+    """Warn once if the CPU has AVX-512 but scipy's OpenBLAS runs narrower kernels, saying why.
+
+    Silent with RNNFAST_NO_BLAS_TUNING=1 (the user looks after the BLAS)."""
     global _warned
     if _warned:
         return
     _warned = True
-    if not cpu_has_avx512():
+    if not cpu_has_avx512() or _tuning_off():
         return
     core = (info().get("core_type") or "").lower()
-    if core and not any(core.startswith(c) for c in _AVX512_CORES):
-        warnings.warn(
-            f"scipy's OpenBLAS runs its '{core}' kernels on a CPU with AVX-512, so rnnfast's "
-            "matrix products run at about half speed. The core type is chosen when the library "
-            "loads: import rnnfast before scipy.linalg, or start Python with "
-            "OPENBLAS_CORETYPE=SkylakeX.", RuntimeWarning, stacklevel=3)
+    if not core or any(core.startswith(c) for c in _AVX512_CORES):
+        return
+    what = (f"scipy's OpenBLAS runs its '{core}' kernels on a CPU with AVX-512, so the products "
+            "rnnfast hands to the BLAS (layers with B*G*H*H above 2^27 multiply-adds a step, "
+            "calls of fewer than 16 rows, T*B) run at about half speed")
+    env = os.environ.get("OPENBLAS_CORETYPE")
+    if env is not None and env != _chosen_here and env.lower() == core:
+        why = (f"OPENBLAS_CORETYPE={env} is set in the environment, and rnnfast leaves a core "
+               "type the user chose alone: unset it, or set OPENBLAS_CORETYPE=SkylakeX, before "
+               "Python starts (RNNFAST_NO_BLAS_TUNING=1 silences this warning)")
+    else:
+        why = ("the core type is chosen when the library loads: import rnnfast before "
+               "scipy.linalg, or start Python with OPENBLAS_CORETYPE=SkylakeX")
+    warnings.warn(f"{what}. {why}.", RuntimeWarning, stacklevel=3)
 
 
 def set_blas_threads(n):
