@@ -87,31 +87,6 @@ RF_INLINE void RF_F(gru_row_forward)(int save, int64_t H, real *restrict xr, rea
     }
 }
 
-#if RF_IS_F32 && defined(RF_HAVE_AVX2)
-/* gru_row_forward on AVX2 vectors of 8 (rf_v8_* in rf_real.h), the last n % 8 units masked: the
- * gate pass of the AVX2 copy, as lstm_row_forward_avx2. */
-RF_AVX2_TARGET static void gru_row_forward_avx2(int save, int64_t n, float *restrict xr,
-                                                float *restrict xz, float *restrict xn,
-                                                const float *restrict hr,
-                                                const float *restrict hz,
-                                                const float *restrict hn,
-                                                float *restrict hn_save, float *restrict y,
-                                                float *restrict h_b) {
-    for (int64_t j = 0; j < n; j += 8) {
-        RF_V8_ST(xr, rf_v8_sigmoid(_mm256_add_ps(RF_V8_LD(xr), RF_V8_LD(hr))));
-        RF_V8_ST(xz, rf_v8_sigmoid(_mm256_add_ps(RF_V8_LD(xz), RF_V8_LD(hz))));
-    }
-    for (int64_t j = 0; j < n; j += 8) {
-        const __m256 r = RF_V8_LD(xr), z = RF_V8_LD(xz), hnj = RF_V8_LD(hn);
-        const __m256 nn = rf_v8_tanh(_mm256_fmadd_ps(r, hnj, RF_V8_LD(xn)));
-        const __m256 h = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_set1_ps(1), z), nn,
-                                         _mm256_mul_ps(z, RF_V8_LD(h_b)));
-        if (save) { RF_V8_ST(xn, nn); RF_V8_ST(hn_save, hnj); }
-        RF_V8_ST(y, h); RF_V8_ST(h_b, h);
-    }
-}
-#endif
-
 /* Rows [b0,b1), units [u0,u1) of step t: P_t (B,3H) holds W_ih x_t + b_ih, hh (B,3H) holds
  * W_hh h + b_hh. h_t goes to h (B rows of H), h_{t-1} is in hp (the same buffer in the batch
  * split; else copied to h first, and updated there in place). */
@@ -120,7 +95,7 @@ RF_INLINE void RF_F(gru_gates_forward_body)(const RF_F(gru_fwd) *a, int64_t t, r
                                             real *h, const real *hp, int isa) {
     const int64_t B = a->B, H = a->H, GH = 3 * H, n = u1 - u0;
     const int training = a->gates != NULL;
-    (void)isa; /* only the float AVX2 copy has code of its own */
+    (void)isa; /* the double copies have no vector pass (RF_VROW is 0) */
     for (int64_t b = b0; b < b1; b++) {
         real *xp = P_t + b * GH + u0;
         const real *hh = a->hh + b * GH + u0;
@@ -132,13 +107,9 @@ RF_INLINE void RF_F(gru_gates_forward_body)(const RF_F(gru_fwd) *a, int64_t t, r
             if (training) memset(hn_tb, 0, (size_t)n * sizeof(real));
             continue;
         }
-#if RF_IS_F32 && defined(RF_HAVE_AVX2)
-        if (isa == RF_ISA_AVX2) {
-            gru_row_forward_avx2(training, n, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H,
-                                 hn_tb, y_tb, h_b);
+        if (RF_VROW(isa, gru_row_forward, (training, n, xp, xp + H, xp + 2 * H, hh, hh + H,
+                                           hh + 2 * H, hn_tb, y_tb, h_b)))
             continue;
-        }
-#endif
         if (training)
             RF_F(gru_row_forward)(1, n, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H, hn_tb,
                                   y_tb, h_b);

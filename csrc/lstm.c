@@ -99,31 +99,6 @@ RF_INLINE void RF_F(lstm_row_forward)(int save_c, int64_t H, real *restrict pi, 
     }
 }
 
-#if RF_IS_F32 && defined(RF_HAVE_AVX2)
-/* lstm_row_forward on AVX2 vectors of 8 (rf_v8_* in rf_real.h), the last n % 8 units masked:
- * the gate pass of the AVX2 copy. Against gcc's vectorisation of lstm_row_forward (the same bits
- * for whole vectors), the pass took 0.69-0.72 of the time (B = 16, H = 64, TSC cycles); gcc's
- * loop spilled and reloaded its constants. Not inlined into the copies for other instruction
- * sets. */
-RF_AVX2_TARGET static void lstm_row_forward_avx2(int save_c, int64_t n, float *restrict pi,
-                                                 float *restrict pf, float *restrict pg,
-                                                 float *restrict po, float *restrict c_b,
-                                                 float *restrict cs, float *restrict y,
-                                                 float *restrict h_b) {
-    for (int64_t j = 0; j < n; j += 8) {
-        __m256 i, f, g, o;
-        rf_v8_lstm_gates(RF_V8_LD(pi), RF_V8_LD(pf), RF_V8_LD(pg), RF_V8_LD(po), &i, &f, &g, &o);
-        const __m256 c = _mm256_fmadd_ps(f, RF_V8_LD(c_b), _mm256_mul_ps(i, g));
-        RF_V8_ST(pi, i); RF_V8_ST(pf, f); RF_V8_ST(pg, g); RF_V8_ST(po, o); RF_V8_ST(c_b, c);
-        if (save_c) RF_V8_ST(cs, c);
-    }
-    for (int64_t j = 0; j < n; j += 8) { /* a second loop, as in lstm_row_forward */
-        const __m256 h = _mm256_mul_ps(RF_V8_LD(po), rf_v8_tanh(RF_V8_LD(c_b)));
-        RF_V8_ST(y, h); RF_V8_ST(h_b, h);
-    }
-}
-#endif
-
 /* The fused pass for rows [b0,b1), units [u0,u1) of step t. P_t (B,4H) holds the
  * pre-activations; when training, the activated gates replace them and c_all[t] gets the cell
  * state. h_t goes to h (B rows of H), h_{t-1} is in hp (the same buffer in the batch split).
@@ -133,7 +108,7 @@ RF_INLINE void RF_F(lstm_gates_forward_body)(const RF_F(lstm_fwd) *a, int64_t t,
                                              real *h, const real *hp, int isa) {
     const int64_t B = a->B, H = a->H, n = u1 - u0;
     const int training = a->gates != NULL;
-    (void)isa; /* only the float AVX2 copy has code of its own */
+    (void)isa; /* the double copies have no vector pass (RF_VROW is 0) */
     for (int64_t b = b0; b < b1; b++) {
         real *pre = P_t + b * 4 * H + u0;
         real *y_tb = a->y + (t * B + b) * H + u0;
@@ -145,13 +120,9 @@ RF_INLINE void RF_F(lstm_gates_forward_body)(const RF_F(lstm_fwd) *a, int64_t t,
             if (hp != h) memcpy(h_b, hp + b * H + u0, (size_t)n * sizeof(real));
             continue;
         }
-#if RF_IS_F32 && defined(RF_HAVE_AVX2)
-        if (isa == RF_ISA_AVX2) {
-            lstm_row_forward_avx2(training, n, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, cs_tb,
-                                  y_tb, h_b);
+        if (RF_VROW(isa, lstm_row_forward, (training, n, pre, pre + H, pre + 2 * H, pre + 3 * H,
+                                            c_b, cs_tb, y_tb, h_b)))
             continue;
-        }
-#endif
         if (training)
             RF_F(lstm_row_forward)(1, n, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, cs_tb, y_tb,
                                    h_b);
@@ -295,44 +266,13 @@ RF_INLINE void RF_F(lstm_row_backward)(int has_cp, int has_dy, int64_t H,
     }
 }
 
-#if RF_IS_F32 && defined(RF_HAVE_AVX2)
-/* lstm_row_backward on AVX2 vectors of 8, the last n % 8 units masked (the gate-gradient pass of
- * the AVX2 copy; c_prev and dy may be NULL: zeros). */
-RF_AVX2_TARGET static void lstm_row_backward_avx2(
-    int64_t n, const float *restrict gi, const float *restrict gf, const float *restrict gg,
-    const float *restrict go, const float *restrict c_t, const float *restrict c_prev,
-    const float *restrict dy, float *restrict dh, float *restrict dc, float *restrict dai,
-    float *restrict daf, float *restrict dag, float *restrict dao) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    for (int64_t j = 0; j < n; j += 8) /* tanh(c_t), parked in dao */
-        RF_V8_ST(dao, rf_v8_tanh(RF_V8_LD(c_t)));
-    for (int64_t j = 0; j < n; j += 8) {
-        const __m256 i = RF_V8_LD(gi), f = RF_V8_LD(gf), g = RF_V8_LD(gg), o = RF_V8_LD(go);
-        const __m256 tc = RF_V8_LD(dao);
-        const __m256 cp = c_prev ? RF_V8_LD(c_prev) : _mm256_setzero_ps();
-        const __m256 d_h = dy ? _mm256_add_ps(RF_V8_LD(dy), RF_V8_LD(dh)) : RF_V8_LD(dh);
-        const __m256 d_c = _mm256_fmadd_ps(_mm256_mul_ps(d_h, o), _mm256_fnmadd_ps(tc, tc, one),
-                                           RF_V8_LD(dc));
-        const __m256 di = _mm256_mul_ps(_mm256_mul_ps(d_c, g), i);
-        const __m256 df = _mm256_mul_ps(_mm256_mul_ps(d_c, cp), f);
-        const __m256 dop = _mm256_mul_ps(_mm256_mul_ps(d_h, tc), o);
-        RF_V8_ST(dai, _mm256_mul_ps(di, _mm256_sub_ps(one, i)));
-        RF_V8_ST(daf, _mm256_mul_ps(df, _mm256_sub_ps(one, f)));
-        RF_V8_ST(dag, _mm256_mul_ps(_mm256_mul_ps(d_c, i), _mm256_fnmadd_ps(g, g, one)));
-        RF_V8_ST(dao, _mm256_mul_ps(dop, _mm256_sub_ps(one, o)));
-        RF_V8_ST(dc, _mm256_mul_ps(d_c, f));
-        RF_V8_ST(dh, _mm256_setzero_ps()); /* the caller adds da[t] @ W_hh */
-    }
-}
-#endif
-
 /* Gate gradients of rows [b0,b1), units [u0,u1) at step t into da[t]; updates dc and sets dh
  * to the part that does not go through W_hh (zero here; the caller then adds da[t] @ W_hh).
  * Frozen rows: da = 0, dh and dc pass through unchanged. */
 RF_INLINE void RF_F(lstm_gates_backward_body)(const RF_F(lstm_bwd) *a, int64_t t, int64_t b0,
                                               int64_t b1, int64_t u0, int64_t u1, int isa) {
     const int64_t B = a->B, H = a->H, GH = 4 * H, n = u1 - u0;
-    (void)isa; /* only the float AVX2 copy has code of its own */
+    (void)isa; /* the double copies have no vector pass (RF_VROW is 0) */
     for (int64_t b = b0; b < b1; b++) {
         const int64_t tb = t * B + b;
         real *da = a->da + ((t % a->Tc) * B + b) * GH + u0;
@@ -344,14 +284,11 @@ RF_INLINE void RF_F(lstm_gates_backward_body)(const RF_F(lstm_bwd) *a, int64_t t
         const real *c_prev = t > 0 ? a->c_all + (tb - B) * H + u0
                                    : (a->c0 ? a->c0 + b * H + u0 : NULL);
         const real *dy = a->dy ? a->dy + tb * H + u0 : NULL;
-#if RF_IS_F32 && defined(RF_HAVE_AVX2)
-        if (isa == RF_ISA_AVX2) {
-            lstm_row_backward_avx2(n, gt, gt + H, gt + 2 * H, gt + 3 * H, a->c_all + tb * H + u0,
-                                   c_prev, dy, a->dh + b * H + u0, a->dc + b * H + u0, da,
-                                   da + H, da + 2 * H, da + 3 * H);
+        if (RF_VROW(isa, lstm_row_backward, (n, gt, gt + H, gt + 2 * H, gt + 3 * H,
+                                             a->c_all + tb * H + u0, c_prev, dy,
+                                             a->dh + b * H + u0, a->dc + b * H + u0, da, da + H,
+                                             da + 2 * H, da + 3 * H)))
             continue;
-        }
-#endif
 #define RF_ROW(has_cp, has_dy)                                                                  \
     RF_F(lstm_row_backward)(has_cp, has_dy, n, gt, gt + H, gt + 2 * H, gt + 3 * H,               \
                             a->c_all + tb * H + u0, c_prev, dy, a->dh + b * H + u0,             \

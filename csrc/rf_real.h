@@ -207,107 +207,25 @@ RF_INLINE void RF_F(rf_lstm_gates)(real xi, real xf, real xg, real xo, real *i, 
 #endif
 }
 
+/* ---- float activations and gate passes on AVX2 and AVX-512 vectors (rf_vec.h) -------------
+ * RF_VROW(isa, name, args): runs the float gate pass rf_v8_<name> (isa AVX2) or rf_v16_<name>
+ * (AVX-512) on args and is 1, or is 0 (double, or no vector copy for isa): the cells' element-wise
+ * bodies call it first and fall back to their portable loops. */
+#undef RF_VROW
 #if RF_IS_F32 && defined(RF_HAVE_AVX2)
-/* ---- float activations on AVX2 vectors of 8 ------------------------------------------------
- * rf_expneg_f32, rf_tanh_pq_f32, rf_tanh_f32 and rf_lstm_gates_f32 operation for operation, with
- * multiply-adds where the compiler contracts the scalar forms: in the LSTM's gate passes they
- * gave the same bits as gcc's vectorisation of those forms (measured; tests/c_activations
- * measures their accuracy like the other copies'). Written by hand for those passes
- * (lstm_row_forward_avx2, lstm_row_backward_avx2 in lstm.c), where gcc's loops spilled and
- * reloaded their constants: the forward pass ran at 0.7x this speed. Defined once, with the
- * float helpers. The clamps are min/max with the constant first: a NaN input comes out as NaN. */
-#define RF_V8_INLINE static inline __attribute__((target("avx2,fma"), always_inline))
-#define RF_V8(c) _mm256_set1_ps(c)
-
-RF_V8_INLINE __m256 rf_v8_expneg(__m256 x) {
-    const __m256 shifter = RF_V8(12582912.0f);
-    __m256 xc = _mm256_max_ps(RF_V8(-87.0f), x);
-    __m256 s = _mm256_fmadd_ps(xc, RF_V8(1.44269504088896341f), shifter);
-    __m256 n = _mm256_sub_ps(s, shifter);
-    __m256 r = _mm256_fnmadd_ps(n, RF_V8(0.693359375f), xc);
-    r = _mm256_fnmadd_ps(n, RF_V8(-2.12194440e-4f), r);
-    __m256 p = _mm256_fmadd_ps(r, RF_V8(8.312524296e-03f), RF_V8(4.189011455e-02f));
-    p = _mm256_fmadd_ps(r, p, RF_V8(1.666711420e-01f));
-    p = _mm256_fmadd_ps(r, p, RF_V8(4.999923110e-01f));
-    p = _mm256_fmadd_ps(r, p, RF_V8(1.0f));
-    p = _mm256_fmadd_ps(r, p, RF_V8(1.0f));
-    __m256i eb = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_castps_si256(s), _mm256_set1_epi32(127 - 0x4B400000)), 23);
-    __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(eb));
-    return _mm256_and_ps(_mm256_cmp_ps(x, RF_V8(-87.33654f), _CMP_NLT_UQ), e);
-}
-
-RF_V8_INLINE void rf_v8_tanh_pq(__m256 x, __m256 *xc, __m256 *P, __m256 *Q) {
-    __m256 c = _mm256_max_ps(RF_V8(-9.0f), _mm256_min_ps(RF_V8(9.0f), x));
-    __m256 s = _mm256_mul_ps(c, c);
-    __m256 p = _mm256_fmadd_ps(s, RF_V8(-1.224621793e-11f), RF_V8(3.064248233e-08f));
-    p = _mm256_fmadd_ps(s, p, RF_V8(2.803129064e-05f));
-    p = _mm256_fmadd_ps(s, p, RF_V8(3.869506996e-03f));
-    p = _mm256_fmadd_ps(s, p, RF_V8(1.368085593e-01f));
-    p = _mm256_fmadd_ps(s, p, RF_V8(1.0f));
-    __m256 q = _mm256_fmadd_ps(s, RF_V8(1.289033776e-06f), RF_V8(3.940711613e-04f));
-    q = _mm256_fmadd_ps(s, q, RF_V8(2.725015208e-02f));
-    q = _mm256_fmadd_ps(s, q, RF_V8(4.701418877e-01f));
-    q = _mm256_fmadd_ps(s, q, RF_V8(1.0f));
-    *xc = c; *P = p; *Q = q;
-}
-
-RF_V8_INLINE __m256 rf_v8_clamp1(__m256 y) {
-    return _mm256_max_ps(RF_V8(-1.0f), _mm256_min_ps(RF_V8(1.0f), y));
-}
-
-RF_V8_INLINE __m256 rf_v8_tanh(__m256 x) {
-    __m256 c, p, q;
-    rf_v8_tanh_pq(x, &c, &p, &q);
-    return rf_v8_clamp1(_mm256_div_ps(_mm256_mul_ps(c, p), q));
-}
-
-/* x >= 0 ? r : z r (the sigmoid's two branches) */
-RF_V8_INLINE __m256 rf_v8_sigmoid_pick(__m256 x, __m256 z, __m256 r) {
-    return _mm256_blendv_ps(_mm256_mul_ps(z, r), r,
-                            _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ));
-}
-
-/* rf_sigmoid_f32: z = exp(-|x|), 1/(1+z) or z/(1+z). */
-RF_V8_INLINE __m256 rf_v8_sigmoid(__m256 x) {
-    const __m256 z = rf_v8_expneg(_mm256_or_ps(x, RF_V8(-0.0f))); /* x | sign = -|x| */
-    return rf_v8_sigmoid_pick(x, z, _mm256_div_ps(RF_V8(1.0f), _mm256_add_ps(RF_V8(1.0f), z)));
-}
-
-RF_V8_INLINE void rf_v8_lstm_gates(__m256 xi, __m256 xf, __m256 xg, __m256 xo, __m256 *i,
-                                   __m256 *f, __m256 *g, __m256 *o) {
-    const __m256 sign = RF_V8(-0.0f), one = RF_V8(1.0f); /* x | sign = -|x| */
-    __m256 zi = rf_v8_expneg(_mm256_or_ps(xi, sign)), zf = rf_v8_expneg(_mm256_or_ps(xf, sign));
-    __m256 zo = rf_v8_expneg(_mm256_or_ps(xo, sign));
-    __m256 c, p, q;
-    rf_v8_tanh_pq(xg, &c, &p, &q);
-    __m256 di = _mm256_add_ps(one, zi), df = _mm256_add_ps(one, zf), d_o = _mm256_add_ps(one, zo);
-    __m256 dif = _mm256_mul_ps(di, df), dqo = _mm256_mul_ps(q, d_o);
-    __m256 r = _mm256_div_ps(one, _mm256_mul_ps(dif, dqo));
-    *i = rf_v8_sigmoid_pick(xi, zi, _mm256_mul_ps(_mm256_mul_ps(df, dqo), r));
-    *f = rf_v8_sigmoid_pick(xf, zf, _mm256_mul_ps(_mm256_mul_ps(di, dqo), r));
-    *o = rf_v8_sigmoid_pick(xo, zo, _mm256_mul_ps(_mm256_mul_ps(dif, q), r));
-    *g = rf_v8_clamp1(
-        _mm256_mul_ps(_mm256_mul_ps(c, p), _mm256_mul_ps(_mm256_mul_ps(dif, d_o), r)));
-}
-
-/* The 8 floats at p, or the first `left` of them when left < 8 (the others are then neither read
- * nor written). */
-RF_V8_INLINE __m256i rf_v8_mask(int64_t left) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)left),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-RF_V8_INLINE __m256 rf_v8_load(const float *p, int64_t left) {
-    return left >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, rf_v8_mask(left));
-}
-RF_V8_INLINE void rf_v8_store(float *p, int64_t left, __m256 v) {
-    if (left >= 8) _mm256_storeu_ps(p, v);
-    else _mm256_maskstore_ps(p, rf_v8_mask(left), v);
-}
-/* The gate passes' loops `for (j = 0; j < n; j += 8)`: the vector at p + j, the last masked. */
-#define RF_V8_LD(p) rf_v8_load((p) + j, n - j)
-#define RF_V8_ST(p, v) rf_v8_store((p) + j, n - j, v)
-#undef RF_V8
+#define RFV_W 8
+#include "rf_vec.h"
+#ifdef RF_HAVE_AVX512
+#define RFV_W 16
+#include "rf_vec.h"
+#define RF_VROW(isa, name, args)                                                                \
+    ((isa) == RF_ISA_AVX512 ? (rf_v16_##name args, 1)                                          \
+                            : (isa) == RF_ISA_AVX2 ? (rf_v8_##name args, 1) : 0)
+#else
+#define RF_VROW(isa, name, args) ((isa) == RF_ISA_AVX2 ? (rf_v8_##name args, 1) : 0)
+#endif
+#else
+#define RF_VROW(isa, name, args) 0
 #endif
 
 /* ---- BLAS glue: the one place that spells out a BLAS call ----------------------------------

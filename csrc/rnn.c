@@ -73,26 +73,13 @@ RF_INLINE void RF_F(rnn_row_forward)(int relu, int64_t H, real *restrict y,
     }
 }
 
-#if RF_IS_F32 && defined(RF_HAVE_AVX2)
-/* rnn_row_forward's tanh on AVX2 vectors of 8 (rf_v8_tanh), the last n % 8 units masked: the
- * same bits as gcc's vectorisation of rf_tanh_f32 (as lstm_row_forward_avx2). RNN (32,50,32,64)
- * inference 0.95 of the time (H = 61: 0.92), (1,200,64,128) 0.96 (in-process A/B, float32). */
-RF_AVX2_TARGET static void rnn_row_tanh_avx2(int64_t n, float *restrict y, float *restrict h_b) {
-    for (int64_t j = 0; j < n; j += 8) {
-        const __m256 v = rf_v8_tanh(RF_V8_LD(y));
-        RF_V8_ST(y, v);
-        RF_V8_ST(h_b, v);
-    }
-}
-#endif
-
 /* y[t] rows [b0,b1), units [u0,u1) hold pre-activations; apply act in place and write h_t to h
  * (B rows of H; h_{t-1} is in hp, the same buffer in the batch split). */
 RF_INLINE void RF_F(rnn_act_forward_body)(const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,
                                           int64_t b1, int64_t u0, int64_t u1, real *h,
                                           const real *hp, int isa) {
     const int64_t B = a->B, H = a->H, n = u1 - u0;
-    (void)isa; /* only the float AVX2 copy has code of its own */
+    (void)isa; /* the double copies have no vector pass (RF_VROW is 0) */
     for (int64_t b = b0; b < b1; b++) {
         real *y_tb = a->y + (t * B + b) * H + u0, *h_b = h + b * H + u0;
         if (!rf_valid(a->lengths, t, b)) {
@@ -101,10 +88,8 @@ RF_INLINE void RF_F(rnn_act_forward_body)(const RF_F(rnn_fwd) *a, int64_t t, int
             continue;
         }
         if (a->relu) RF_F(rnn_row_forward)(1, n, y_tb, h_b);
-#if RF_IS_F32 && defined(RF_HAVE_AVX2)
-        else if (isa == RF_ISA_AVX2) rnn_row_tanh_avx2(n, y_tb, h_b);
-#endif
-        else RF_F(rnn_row_forward)(0, n, y_tb, h_b);
+        else if (!RF_VROW(isa, rnn_row_tanh, (n, y_tb, h_b)))
+            RF_F(rnn_row_forward)(0, n, y_tb, h_b);
     }
 }
 RF_MULTIVERSION_ISA(rnn_act_forward, (const RF_F(rnn_fwd) *a, int64_t t, int64_t b0,

@@ -3,7 +3,7 @@
 Builds tests/c_activations/activations.c with the extension's optimisation flags (setup.py's
 BASE_CFLAGS: -O3 with FMA contraction, never -ffast-math) and runs it: float and double, the
 loops' copy for each instruction set the CPU has (baseline, AVX2, AVX-512, and the float forms
-written with AVX2 intrinsics that the gate passes use), over dense sweeps of
+written with AVX2 and AVX-512 intrinsics that the gate passes use), over dense sweeps of
 inputs against long double libm. It fails when an error exceeds 8 ulp of the dtype, when tanh
 leaves [-1, 1] or sigmoid [0, 1], or when +-1e30, infinities or NaN do not give their exact
 limits. Skipped only when there is no C compiler. By hand, from the checkout:
@@ -37,3 +37,6 @@ def test_activations_accuracy(tmp_path):
     if "float tanh (avx2)" in run.stdout:  # so did the AVX2 intrinsics' forms
         assert "float LSTM g (avx2 vectors)" in run.stdout
         assert "float sigmoid (avx2 vectors)" in run.stdout
+    if "float tanh (avx512)" in run.stdout:  # and the AVX-512 ones
+        assert "float LSTM g (avx512 vectors)" in run.stdout
+        assert "float sigmoid (avx512 vectors)" in run.stdout

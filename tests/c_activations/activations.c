@@ -61,30 +61,45 @@ EVAL_LOOPS(double, sig64, rf_sigmoid_f64(v))
 GATE_LOOPS(float, f32)
 GATE_LOOPS(double, f64)
 
-/* A fourth copy: the float forms written with AVX2 intrinsics (rf_v8_* in rf_real.h, the gate
- * passes of the LSTM and GRU and the RNN's tanh), 8 at a time, the last n % 8 masked. */
+/* Two more copies: the float forms written with vector intrinsics (rf_vec.h: the gate passes of
+ * the LSTM and GRU and the RNN's tanh), on AVX2 vectors of 8 and AVX-512 vectors of 16, the last
+ * n % width masked. VEC(w, f, x, y, n) runs width w's f. */
 #define COPY_V8 (RF_ISA_AVX512 + 1)
-#ifdef RF_HAVE_AVX2
-RF_AVX2_TARGET static void tanh32_v8(const float *x, float *y, long n) {
-    for (long k = 0; k < n; k += 8) rf_v8_store(y + k, n - k, rf_v8_tanh(rf_v8_load(x + k, n - k)));
-}
-RF_AVX2_TARGET static void sig32_v8(const float *x, float *y, long n) {
-    for (long k = 0; k < n; k += 8)
-        rf_v8_store(y + k, n - k, rf_v8_sigmoid(rf_v8_load(x + k, n - k)));
-}
-RF_AVX2_TARGET static void gatesf32_v8(const float *x, float *y, long n) {
-    for (long k = 0; k < n; k += 8) {
-        __m256 v[4];
-        rf_v8_lstm_gates(rf_v8_load(x + k, n - k), rf_v8_load(x + n + k, n - k),
-                         rf_v8_load(x + 2 * n + k, n - k), rf_v8_load(x + 3 * n + k, n - k),
-                         &v[0], &v[1], &v[2], &v[3]);
-        for (int g = 0; g < 4; g++) rf_v8_store(y + g * n + k, n - k, v[g]);
+#define COPY_V16 (RF_ISA_AVX512 + 2)
+#define VEC_LD(W, p, left) rf_v##W##_load(p, left)
+#define VEC_FORMS(W, TARGET)                                                                    \
+    TARGET static void tanh32_v##W(const float *x, float *y, long n) {                          \
+        for (long k = 0; k < n; k += W)                                                         \
+            rf_v##W##_store(y + k, n - k, rf_v##W##_tanh(VEC_LD(W, x + k, n - k)));             \
+    }                                                                                           \
+    TARGET static void sig32_v##W(const float *x, float *y, long n) {                           \
+        for (long k = 0; k < n; k += W)                                                         \
+            rf_v##W##_store(y + k, n - k, rf_v##W##_sigmoid(VEC_LD(W, x + k, n - k)));          \
+    }                                                                                           \
+    TARGET static void gatesf32_v##W(const float *x, float *y, long n) {                        \
+        for (long k = 0; k < n; k += W) {                                                       \
+            VEC_T##W v[4];                                                                      \
+            rf_v##W##_lstm_gates(VEC_LD(W, x + k, n - k), VEC_LD(W, x + n + k, n - k),          \
+                                 VEC_LD(W, x + 2 * n + k, n - k),                               \
+                                 VEC_LD(W, x + 3 * n + k, n - k), &v[0], &v[1], &v[2], &v[3]);  \
+            for (int g = 0; g < 4; g++) rf_v##W##_store(y + g * n + k, n - k, v[g]);            \
+        }                                                                                       \
     }
-}
+#ifdef RF_HAVE_AVX2
+#define VEC_T8 __m256
+VEC_FORMS(8, RF_AVX2_TARGET)
 #define V8(f, x, y, n) f##_v8(x, y, n)
 #else
 #define V8(f, x, y, n) (void)0
 #endif
+#ifdef RF_HAVE_AVX512
+#define VEC_T16 __m512
+VEC_FORMS(16, RF_AVX512_TARGET)
+#define V16(f, x, y, n) f##_v16(x, y, n)
+#else
+#define V16(f, x, y, n) (void)0
+#endif
+#define VEC(w, f, x, y, n) ((w) == 16 ? V16(f, x, y, n) : V8(f, x, y, n))
 
 static long double ref_tanh(long double x) { return tanhl(x); }
 static long double ref_sig(long double x) { return 1.0L / (1.0L + expl(-x)); }
@@ -134,16 +149,20 @@ int main(void) {
     double *xd = malloc(sizeof(double) * 4 * n), *yd = malloc(sizeof(double) * 4 * n);
     float *xf = malloc(sizeof(float) * 4 * n), *yf = malloc(sizeof(float) * 4 * n);
     if (!xd || !yd || !xf || !yf) return 2;
-    /* every copy up to the best the CPU has (rf_isa): generic, avx2, avx512; then the AVX2
-     * vector forms (float tanh and gates only) when the CPU has AVX2 */
-    for (int copy = RF_ISA_GENERIC; copy <= COPY_V8; copy++) {
-        const int v8 = copy == COPY_V8;
-#ifdef RF_HAVE_AVX2
-        if (v8 ? rf_isa() < RF_ISA_AVX2 : copy > rf_isa()) continue;
-#else
-        if (v8 || copy > rf_isa()) continue;
+    /* every copy up to the best the CPU has (rf_isa): generic, avx2, avx512; then the vector
+     * forms (float tanh, sigmoid and gates only) of each width the CPU and the build have */
+    for (int copy = RF_ISA_GENERIC; copy <= COPY_V16; copy++) {
+        const int vw = copy == COPY_V8 ? 8 : copy == COPY_V16 ? 16 : 0; /* vector forms' width */
+        if (copy > rf_isa() && !vw) continue;
+        if (vw && rf_isa() < (vw == 8 ? RF_ISA_AVX2 : RF_ISA_AVX512)) continue;
+#ifndef RF_HAVE_AVX2
+        if (vw) continue;
 #endif
-        const char *tag = v8 ? "avx2 vectors"
+#ifndef RF_HAVE_AVX512
+        if (vw == 16) continue;
+#endif
+        const char *tag = vw == 8 ? "avx2 vectors"
+                          : vw == 16 ? "avx512 vectors"
                           : copy == RF_ISA_AVX512 ? "avx512"
                           : copy == RF_ISA_AVX2   ? "avx2"
                                                   : "generic";
@@ -152,7 +171,7 @@ int main(void) {
         fill(xd, n, 20.0);
         for (long k = 0; k < n; k++) xf[k] = (float)xd[k];
         stat st = {0}, ss = {0};
-        if (v8) V8(tanh32, xf, yf, n);
+        if (vw) VEC(vw, tanh32, xf, yf, n);
         else tanh32(copy, xf, yf, n);
         for (long k = 0; k < n; k++) {
             acc(&st, ulp_err(yf[k], ref_tanh(xf[k]), 24, -126), xf[k]);
@@ -160,7 +179,7 @@ int main(void) {
         }
         snprintf(name, sizeof name, "float tanh (%s)", tag);
         report(name, &st, MAX_ULP_F32);
-        if (v8) V8(sig32, xf, yf, n);
+        if (vw) VEC(vw, sig32, xf, yf, n);
         else sig32(copy, xf, yf, n);
         for (long k = 0; k < n; k++) {
             acc(&ss, ulp_err(yf[k], ref_sig(xf[k]), 24, -126), xf[k]);
@@ -168,7 +187,7 @@ int main(void) {
         }
         snprintf(name, sizeof name, "float sigmoid (%s)", tag);
         report(name, &ss, MAX_ULP_F32);
-        if (!v8) { /* the double forms have no vector copy of their own */
+        if (!vw) { /* the double forms have no vector copy of their own */
             /* double tanh and sigmoid */
             fill(xd, n, 40.0);
             stat dt = {0}, ds = {0};
@@ -191,71 +210,75 @@ int main(void) {
                 xf[g * n + k] = (float)xd[g * n + k];
             }
         stat gf[4] = {{0}}, gd[4] = {{0}};
-        if (v8) V8(gatesf32, xf, yf, n);
+        if (vw) VEC(vw, gatesf32, xf, yf, n);
         else gatesf32(copy, xf, yf, n);
-        if (!v8) gatesf64(copy, xd, yd, n);
+        if (!vw) gatesf64(copy, xd, yd, n);
         for (int g = 0; g < 4; g++)
             for (long k = 0; k < n; k++) {
                 const long i = g * n + k;
                 long double wf = g == 2 ? ref_tanh(xf[i]) : ref_sig(xf[i]);
                 long double wd = g == 2 ? ref_tanh(xd[i]) : ref_sig(xd[i]);
                 acc(&gf[g], ulp_err(yf[i], wf, 24, -126), xf[i]);
-                if (!v8) acc(&gd[g], ulp_err(yd[i], wd, 53, -1022), xd[i]);
+                if (!vw) acc(&gd[g], ulp_err(yd[i], wd, 53, -1022), xd[i]);
             }
         const char *gname[4] = {"i", "f", "g", "o"};
         for (int g = 0; g < 4; g++) {
             snprintf(name, sizeof name, "float LSTM %s (%s)", gname[g], tag);
             report(name, &gf[g], MAX_ULP_F32);
         }
-        for (int g = 0; g < 4 && !v8; g++) {
+        for (int g = 0; g < 4 && !vw; g++) {
             snprintf(name, sizeof name, "double LSTM %s (%s)", gname[g], tag);
             report(name, &gd[g], MAX_ULP_F64);
         }
-        if (v8) { /* a masked tail (13 = 8 + 5 elements) against whole vectors (16): the same
-                   * results, and the floats after the 13 untouched */
-            float tx[16], ty[16], tw[16], gx[4 * 16], gw[4 * 16], in[4 * 13], out[4 * 13 + 3];
-            float sy[16], sw[16];
-            for (int k = 0; k < 16; k++) { tx[k] = xf[k]; ty[k] = sy[k] = 12345.0f; }
-            for (int k = 0; k < 4 * 16; k++) gx[k] = xf[(k * 7919) % n];
-            for (int q = 0; q < 4; q++) /* gate q's inputs: 16 apart in gx, 13 apart in in */
-                for (int k = 0; k < 13; k++) in[q * 13 + k] = gx[q * 16 + k];
-            for (int k = 0; k < 4 * 13 + 3; k++) out[k] = 12345.0f;
-            V8(tanh32, tx, tw, 16);
-            V8(tanh32, tx, ty, 13);
-            V8(sig32, tx, sw, 16);
-            V8(sig32, tx, sy, 13);
-            V8(gatesf32, gx, gw, 16);
-            V8(gatesf32, in, out, 13);
-            int same = ty[13] == 12345.0f && ty[14] == 12345.0f && ty[15] == 12345.0f &&
-                       sy[13] == 12345.0f && sy[14] == 12345.0f && sy[15] == 12345.0f &&
-                       out[52] == 12345.0f && out[53] == 12345.0f && out[54] == 12345.0f;
-            for (int k = 0; k < 13; k++) {
+        if (vw) { /* a masked tail (29 = 16 + 13 = 3 x 8 + 5 elements) against whole vectors
+                   * (32): the same results, and the floats after the 29 untouched */
+            enum { WHOLE = 32, PART = 29 };
+            float tx[WHOLE], ty[WHOLE], tw[WHOLE], gx[4 * WHOLE], gw[4 * WHOLE], in[4 * PART];
+            float out[4 * PART + 3], sy[WHOLE], sw[WHOLE];
+            for (int k = 0; k < WHOLE; k++) { tx[k] = xf[k]; ty[k] = sy[k] = 12345.0f; }
+            for (int k = 0; k < 4 * WHOLE; k++) gx[k] = xf[(k * 7919) % n];
+            for (int q = 0; q < 4; q++) /* gate q's inputs: WHOLE apart in gx, PART apart in in */
+                for (int k = 0; k < PART; k++) in[q * PART + k] = gx[q * WHOLE + k];
+            for (int k = 0; k < 4 * PART + 3; k++) out[k] = 12345.0f;
+            VEC(vw, tanh32, tx, tw, WHOLE);
+            VEC(vw, tanh32, tx, ty, PART);
+            VEC(vw, sig32, tx, sw, WHOLE);
+            VEC(vw, sig32, tx, sy, PART);
+            VEC(vw, gatesf32, gx, gw, WHOLE);
+            VEC(vw, gatesf32, in, out, PART);
+            int same = 1;
+            for (int k = PART; k < WHOLE; k++) same &= ty[k] == 12345.0f && sy[k] == 12345.0f;
+            for (int k = 4 * PART; k < 4 * PART + 3; k++) same &= out[k] == 12345.0f;
+            for (int k = 0; k < PART; k++) {
                 same &= ty[k] == tw[k] && sy[k] == sw[k];
-                for (int q = 0; q < 4; q++) same &= out[q * 13 + k] == gw[q * 16 + k];
+                for (int q = 0; q < 4; q++) same &= out[q * PART + k] == gw[q * WHOLE + k];
             }
-            check(same, "the vector forms' masked tail (v8)");
+            snprintf(name, sizeof name, "the vector forms' masked tail (%s)", tag);
+            check(same, name);
         }
-        if (v8) { /* special values through the vector forms (the scalar tanh's and sigmoid's:
+        if (vw) { /* special values through the vector forms (the scalar tanh's and sigmoid's:
                    * below) */
             const float sx[8] = {1e30f, -1e30f, INFINITY, -INFINITY, NAN, 1e-30f, -1e-30f, 0.0f};
             float sy[8], ssig[8], gy[4][8];
             const float want[8] = {1.0f, -1.0f, 1.0f, -1.0f, NAN, 1e-30f, -1e-30f, 0.0f};
             const float want_sig[8] = {1.0f, 0.0f, 1.0f, 0.0f, NAN, 0.5f, 0.5f, 0.5f};
             for (int k = 0; k < 8; k++) xf[k] = xf[n + k] = xf[2 * n + k] = xf[3 * n + k] = sx[k];
-            V8(tanh32, sx, sy, 8);
-            V8(sig32, sx, ssig, 8);
-            V8(gatesf32, xf, yf, n);
+            VEC(vw, tanh32, sx, sy, 8);
+            VEC(vw, sig32, sx, ssig, 8);
+            VEC(vw, gatesf32, xf, yf, n);
             for (int g = 0; g < 4; g++)
                 for (int k = 0; k < 8; k++) gy[g][k] = yf[g * n + k];
             for (int k = 0; k < 8; k++) {
                 const float w = want[k], ws = want_sig[k];
-                check(isnan(w) ? isnan(sy[k]) : sy[k] == w, "float tanh special values (v8)");
+                check(isnan(w) ? isnan(sy[k]) : sy[k] == w,
+                      "float tanh special values (vector forms)");
                 check(isnan(ws) ? isnan(ssig[k]) : ssig[k] == ws,
-                      "float sigmoid special values (v8)");
-                check(isnan(w) ? isnan(gy[2][k]) : gy[2][k] == w, "LSTM g special values (v8)");
+                      "float sigmoid special values (vector forms)");
+                check(isnan(w) ? isnan(gy[2][k]) : gy[2][k] == w,
+                      "LSTM g special values (vector forms)");
                 for (int g = 0; g < 4; g += g == 1 ? 2 : 1) /* i, f, o */
                     check(isnan(ws) ? isnan(gy[g][k]) : gy[g][k] == ws,
-                          "LSTM sigmoid gates special values (v8)");
+                          "LSTM sigmoid gates special values (vector forms)");
             }
         }
     }
