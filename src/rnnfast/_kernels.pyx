@@ -57,6 +57,32 @@ def _work(n, dt, shape=None):
             _work_tls.buf = buf
     return buf[:nbytes].view(dt)
 
+# Outputs start on a 64-byte boundary, a cache line (NumPy's own arrays are 16-byte aligned): the
+# threads of a kernel write neighbouring rows of y, h_n, dx and the rest, and where a row that one
+# thread writes shares a cache line with another thread's, that line moves between the two cores
+# every step. Measured at (32,50,32,64), float32, 2 threads on two vCPUs whose caches were 190 ns
+# apart (in-process A/B, time aligned/unaligned): RNN 0.973 inference, 0.957 forward+backward;
+# LSTM 0.931 and 0.953. On vCPUs 50 ns apart: 0.98-1.02.
+cdef Py_ssize_t _ALIGN = 64
+
+
+cdef inline Py_ssize_t _align_offset(object raw):
+    """Bytes from the start of uint8 array raw to its first 64-byte boundary."""
+    cdef size_t addr = <size_t>cnp.PyArray_DATA(raw)
+    return <Py_ssize_t>((_ALIGN - addr % _ALIGN) % _ALIGN)
+
+
+cdef object _empty(shape, dt):
+    """np.empty(shape, dt), starting on a 64-byte boundary."""
+    dt = np.dtype(dt)
+    cdef Py_ssize_t nbytes = dt.itemsize
+    for n in shape:
+        nbytes *= n
+    raw = np.empty(nbytes + _ALIGN, np.uint8)
+    cdef Py_ssize_t off = _align_offset(raw)
+    return raw[off:off + nbytes].view(dt).reshape(shape)
+
+
 # Output cache (rnnfast.set_output_cache): outputs of at least _OUT_MIN bytes are views of uint8
 # blocks listed here, least recently handed out first (_out_bytes: their total). A block whose
 # only reference is this list's (no array or view uses it any more: NumPy's views of views all
@@ -67,7 +93,7 @@ def _work(n, dt, shape=None):
 # collector, whose finalisers may let another thread in), so no other thread can take the same
 # block; it goes back on the list, as the newest, once its view exists (or failed). Only on
 # CPython with its GIL (_out_cacheable): elsewhere reference counts are not that or threads run
-# at once, and every output is a fresh np.empty.
+# at once, and every output is a fresh array (_empty).
 _out_blocks = []
 cdef Py_ssize_t _out_bytes = 0
 cdef Py_ssize_t _OUT_MIN = 1 << 20
@@ -96,30 +122,39 @@ def _trim_outputs(keep=None):
 
 
 cdef object _out(int64_t T, int64_t B, int64_t N, dt):
-    """An uninitialised (T, B, N) output array of dtype dt (np.empty), from the output cache if it
-    has at least _OUT_MIN bytes."""
+    """An uninitialised (T, B, N) output array of dtype dt starting on a 64-byte boundary, from the
+    output cache if it has at least _OUT_MIN bytes."""
     global _out_bytes
     cdef Py_ssize_t nbytes = T * B * N * dt.itemsize, i, limit
+    cdef Py_ssize_t size = nbytes + _ALIGN  # a block: the output and room to align it
     if nbytes < _OUT_MIN:
-        return np.empty((T, B, N), dt)
+        return _empty((T, B, N), dt)
     limit = _out_limit()
     if _out_bytes > limit:  # the limit was lowered: first drop what is no longer in use
         _trim_outputs(limit)
     for i in range(len(_out_blocks) - 1, -1, -1):  # the newest unused block of this size
         block = _out_blocks[i]  # with this local, an unused block has two references
-        if block.nbytes == nbytes and Py_REFCNT(block) == 2:
+        if block.nbytes == size and Py_REFCNT(block) == 2:
             # off the list while its view is made: that allocation may run the garbage collector,
             # and a finaliser may let another thread in, which must not find the block unused
             del _out_blocks[i]
             try:
-                return block.view(dt).reshape(T, B, N)
+                return _aligned_view(block, nbytes, T, B, N, dt)
             finally:
                 _out_blocks.append(block)  # now the newest
-    block = np.empty(nbytes, np.uint8)  # malloc'd: aligned for any dtype
-    if nbytes <= limit and _trim_outputs(limit - nbytes) + nbytes <= limit:
+    block = np.empty(size, np.uint8)
+    if size <= limit and _trim_outputs(limit - size) + size <= limit:
         _out_blocks.append(block)
-        _out_bytes += nbytes
-    return block.view(dt).reshape(T, B, N)
+        _out_bytes += size
+    return _aligned_view(block, nbytes, T, B, N, dt)
+
+
+cdef inline object _aligned_view(object block, Py_ssize_t nbytes, int64_t T, int64_t B, int64_t N,
+                                 dt):
+    """The (T, B, N) array of dtype dt at block's first 64-byte boundary (a view of block itself,
+    so block's reference count tells whether an output still uses it)."""
+    cdef Py_ssize_t off = _align_offset(block)
+    return block[off:off + nbytes].view(dt).reshape(T, B, N)
 
 
 cnp.import_array()
@@ -391,7 +426,7 @@ cdef _rnn_forward(a, str nonlinearity, bint training):
     cdef bint f32 = a.x.dtype == np.float32
     cdef int nl = RNNFAST_RELU if nonlinearity == "relu" else RNNFAST_TANH
     y = _out(T, B, H, a.x.dtype)
-    h_n = np.empty((B, H), a.x.dtype)
+    h_n = _empty((B, H), a.x.dtype)
     cdef void *y_p = _p(y)
     cdef void *hn_p = _p(h_n)
     cdef void *x_p = _p(a.x)
@@ -426,11 +461,11 @@ cdef _rnn_backward(g, s):
     cdef bint f32 = x.dtype == np.float32
     cdef int nl = RNNFAST_RELU if s["nonlinearity"] == "relu" else RNNFAST_TANH
     dx = _out(T, B, I, x.dtype)
-    dh0 = np.empty((B, H), x.dtype)
-    dw_ih = np.empty((H, I), x.dtype)
-    dw_hh = np.empty((H, H), x.dtype)
-    db_ih = np.empty(H, x.dtype) if s["has_b_ih"] else None
-    db_hh = np.empty(H, x.dtype) if s["has_b_hh"] else None
+    dh0 = _empty((B, H), x.dtype)
+    dw_ih = _empty((H, I), x.dtype)
+    dw_hh = _empty((H, H), x.dtype)
+    db_ih = _empty((H,), x.dtype) if s["has_b_ih"] else None
+    db_hh = _empty((H,), x.dtype) if s["has_b_hh"] else None
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dwih_p = _p(dw_ih)
@@ -507,8 +542,8 @@ cdef _lstm_forward(a, bint training):
     cdef bint f32 = a.x.dtype == np.float32
     dt = a.x.dtype
     y = _out(T, B, H, dt)
-    h_n = np.empty((B, H), dt)
-    c_n = np.empty((B, H), dt)
+    h_n = _empty((B, H), dt)
+    c_n = _empty((B, H), dt)
     gates = _out(T, B, 4 * H, dt) if training else None
     c_all = _out(T, B, H, dt) if training else None
     cdef void *y_p = _p(y)
@@ -551,12 +586,12 @@ cdef _lstm_backward(g, s):
     cdef bint f32 = x.dtype == np.float32
     dt = x.dtype
     dx = _out(T, B, I, dt)
-    dh0 = np.empty((B, H), dt)
-    dc0 = np.empty((B, H), dt)
-    dw_ih = np.empty((4 * H, I), dt)
-    dw_hh = np.empty((4 * H, H), dt)
-    db_ih = np.empty(4 * H, dt) if s["has_b_ih"] else None
-    db_hh = np.empty(4 * H, dt) if s["has_b_hh"] else None
+    dh0 = _empty((B, H), dt)
+    dc0 = _empty((B, H), dt)
+    dw_ih = _empty((4 * H, I), dt)
+    dw_hh = _empty((4 * H, H), dt)
+    db_ih = _empty((4 * H,), dt) if s["has_b_ih"] else None
+    db_hh = _empty((4 * H,), dt) if s["has_b_hh"] else None
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dc0_p = _p(dc0)
@@ -637,7 +672,7 @@ cdef _gru_forward(a, bint training):
     cdef bint f32 = a.x.dtype == np.float32
     dt = a.x.dtype
     y = _out(T, B, H, dt)
-    h_n = np.empty((B, H), dt)
+    h_n = _empty((B, H), dt)
     gates = _out(T, B, 3 * H, dt) if training else None
     hn_all = _out(T, B, H, dt) if training else None
     cdef void *y_p = _p(y)
@@ -678,11 +713,11 @@ cdef _gru_backward(g, s):
     cdef bint f32 = x.dtype == np.float32
     dt = x.dtype
     dx = _out(T, B, I, dt)
-    dh0 = np.empty((B, H), dt)
-    dw_ih = np.empty((3 * H, I), dt)
-    dw_hh = np.empty((3 * H, H), dt)
-    db_ih = np.empty(3 * H, dt) if s["has_b_ih"] else None
-    db_hh = np.empty(3 * H, dt) if s["has_b_hh"] else None
+    dh0 = _empty((B, H), dt)
+    dw_ih = _empty((3 * H, I), dt)
+    dw_hh = _empty((3 * H, H), dt)
+    db_ih = _empty((3 * H,), dt) if s["has_b_ih"] else None
+    db_hh = _empty((3 * H,), dt) if s["has_b_hh"] else None
     cdef void *dx_p = _p(dx)
     cdef void *dh0_p = _p(dh0)
     cdef void *dwih_p = _p(dw_ih)
