@@ -623,7 +623,7 @@ static inline int64_t rf_bwd_chunk_steps(int64_t T, int64_t B, int64_t GH) {
 #define RF_ISA_AVX512 2 /* AVX-512 F, VL, DQ and BW (and AVX2, FMA) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(RNNFAST_NO_AVX2)
 #define RF_HAVE_AVX2 1
-#include <immintrin.h> /* rf_real.h's AVX2 forms, rf_mm.c's kernels */
+#include <immintrin.h> /* rf_vec.h's AVX2 and AVX-512 forms, rf_mm.c's kernels */
 #define RF_AVX2_TARGET __attribute__((target("avx2,fma")))
 #if !defined(RNNFAST_NO_AVX512)
 #define RF_HAVE_AVX512 1

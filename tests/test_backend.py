@@ -132,7 +132,7 @@ def test_outputs_start_on_cache_lines(cell, B):
     w_hh = (r.standard_normal((G * H, H)) * 0.06).astype(np.float32)
     b = np.zeros(G * H, np.float32)
     dy = r.standard_normal((T, B, H)).astype(np.float32)
-    for _ in range(2):  # the second time, cached blocks are handed out again
+    def run():
         if cell == "lstm":
             *out, saved = _kernels.lstm_forward(x, None, None, w_ih, w_hh, b, b)
             out += _kernels.lstm_backward(dy, None, None, saved)
@@ -142,6 +142,14 @@ def test_outputs_start_on_cache_lines(cell, B):
         arrays = out + [saved[k] for k in ("gates", "c", "hn") if k in saved]
         assert len(arrays) == {"rnn": 8, "lstm": 12, "gru": 10}[cell]
         assert all(a.ctypes.data % 64 == 0 for a in arrays), [a.ctypes.data % 64 for a in arrays]
+        listed = any(arrays[0].base is blk for blk in _kernels._out_blocks)
+        assert listed == (B == 64)  # y has 1 MiB at B = 64: from the cache
+        return id(arrays[0].base)  # (an id: a reference would keep the block in use)
+
+    run()
+    if B == 64:  # the first call's outputs are gone, so its blocks are handed out again
+        kept = {id(blk) for blk in _kernels._out_blocks}
+        assert run() in kept
 
 
 @pytest.mark.skipif(not rnnfast.compiled_available(), reason="the compiled backend's cache")

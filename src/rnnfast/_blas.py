@@ -129,10 +129,10 @@ def check():
     if not core or any(core.startswith(c) for c in _AVX512_CORES):
         return
     what = (f"scipy's OpenBLAS runs its '{core}' kernels on a CPU with AVX-512, so the products "
-            "rnnfast hands to the BLAS (layers with B*G*H*H above 2^27 multiply-adds a step, "
-            "calls of fewer than 16 rows, T*B) run at about half speed")
+            "rnnfast hands to the BLAS (large layers and single steps: see the README's "
+            "'The BLAS') run at about half speed")
     env = os.environ.get("OPENBLAS_CORETYPE")
-    if env is not None and env != _chosen_here and env.lower() == core:
+    if env is not None and env != _chosen_here:
         why = (f"OPENBLAS_CORETYPE={env} is set in the environment, and rnnfast leaves a core "
                "type the user chose alone: unset it, or set OPENBLAS_CORETYPE=SkylakeX, before "
                "Python starts (RNNFAST_NO_BLAS_TUNING=1 silences this warning)")

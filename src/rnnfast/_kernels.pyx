@@ -20,7 +20,8 @@ The same kernels are exported at C level for other Cython code: see _kernels.pxd
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, SIZE_MAX
-from cpython.ref cimport Py_REFCNT
+from cpython.ref cimport Py_REFCNT, Py_INCREF
+from cpython.object cimport PyTypeObject
 import sys
 cimport scipy.linalg.cython_blas as cblas
 
@@ -63,7 +64,14 @@ def _work(n, dt, shape=None):
 # every step. Measured at (32,50,32,64), float32, 2 threads on two vCPUs whose caches were 190 ns
 # apart (in-process A/B, time aligned/unaligned): RNN 0.973 inference, 0.957 forward+backward;
 # LSTM 0.931 and 0.953. On vCPUs 50 ns apart: 0.98-1.02.
-cdef Py_ssize_t _ALIGN = 64
+cdef enum:
+    _ALIGN = 64
+
+cdef extern from "numpy/arrayobject.h":
+    # steals a reference to descr; the array does not own data (its base must keep it alive)
+    object PyArray_NewFromDescr(PyTypeObject *subtype, cnp.dtype descr, int nd,
+                                cnp.npy_intp *dims, cnp.npy_intp *strides, void *data, int flags,
+                                object obj)
 
 
 cdef inline Py_ssize_t _align_offset(object raw):
@@ -72,19 +80,29 @@ cdef inline Py_ssize_t _align_offset(object raw):
     return <Py_ssize_t>((_ALIGN - addr % _ALIGN) % _ALIGN)
 
 
-cdef object _empty(shape, dt):
-    """np.empty(shape, dt), starting on a 64-byte boundary."""
-    dt = np.dtype(dt)
-    cdef Py_ssize_t nbytes = dt.itemsize
-    for n in shape:
-        nbytes *= n
+cdef object _empty(tuple shape, dt):
+    """np.empty(shape, dt) (C order, at most 3 dimensions), starting on a 64-byte boundary: a view
+    of a uint8 array 64 bytes longer. Made through NumPy's C API, as a single step's call makes
+    up to a dozen outputs and slicing, viewing and reshaping in Python cost about 1 us each."""
+    cdef cnp.dtype descr = np.dtype(dt)
+    cdef cnp.npy_intp dims[3]
+    cdef int nd = len(shape), i
+    cdef cnp.npy_intp nbytes = descr.itemsize
+    for i in range(nd):
+        dims[i] = shape[i]
+        nbytes *= dims[i]
     raw = np.empty(nbytes + _ALIGN, np.uint8)
-    cdef Py_ssize_t off = _align_offset(raw)
-    return raw[off:off + nbytes].view(dt).reshape(shape)
+    Py_INCREF(descr)  # PyArray_NewFromDescr steals it
+    out = PyArray_NewFromDescr(<PyTypeObject *>cnp.ndarray, descr, nd, dims, NULL,
+                               <char *>cnp.PyArray_DATA(raw) + _align_offset(raw),
+                               cnp.NPY_ARRAY_CARRAY, None)
+    cnp.set_array_base(out, raw)
+    return out
 
 
 # Output cache (rnnfast.set_output_cache): outputs of at least _OUT_MIN bytes are views of uint8
-# blocks listed here, least recently handed out first (_out_bytes: their total). A block whose
+# blocks listed here, least recently handed out first (_out_bytes: their outputs' total; each
+# block has 64 bytes more, to start its output on a cache line). A block whose
 # only reference is this list's (no array or view uses it any more: NumPy's views of views all
 # refer to the block itself) is handed out again for an output of the same size, so a loop of
 # calls reuses memory that is already mapped instead of faulting in and zeroing fresh pages every
@@ -115,7 +133,7 @@ def _trim_outputs(keep=None):
         block = _out_blocks[i]  # with this local, an unused block has two references
         if Py_REFCNT(block) == 2:
             del _out_blocks[i]
-            _out_bytes -= block.nbytes
+            _out_bytes -= block.nbytes - _ALIGN
         else:
             i += 1
     return _out_bytes
@@ -143,9 +161,9 @@ cdef object _out(int64_t T, int64_t B, int64_t N, dt):
             finally:
                 _out_blocks.append(block)  # now the newest
     block = np.empty(size, np.uint8)
-    if size <= limit and _trim_outputs(limit - size) + size <= limit:
+    if nbytes <= limit and _trim_outputs(limit - nbytes) + nbytes <= limit:
         _out_blocks.append(block)
-        _out_bytes += size
+        _out_bytes += nbytes  # the limit counts outputs' bytes, not the alignment's slack
     return _aligned_view(block, nbytes, T, B, N, dt)
 
 

@@ -82,8 +82,9 @@ def set_output_cache(nbytes):
     the same size reuses one instead of asking the OS for fresh pages (which it must fault in and
     zero: 6-8% of a GRU forward+backward at B=128, T=100, H=512). The default, 256 MiB, holds the
     float32 outputs of one forward+backward of an LSTM of that size; it comes on top of the
-    workspaces (set_workspace_cache). Such arrays do not own their memory (``a.base`` is the
-    block), so ``ndarray.resize`` refuses them; otherwise they are ordinary arrays. 0 keeps none.
+    workspaces (set_workspace_cache). The compiled kernels' outputs, kept or not, start on a
+    64-byte boundary and do not own their memory (``a.base`` is the block, or a small uint8
+    array), so ``ndarray.resize`` refuses them; otherwise they are ordinary arrays. 0 keeps none.
     Lowering the limit releases unused blocks at once; blocks still in use go when a later kernel
     call finds them unused. Only on CPython with its GIL (elsewhere nothing is kept).
     """
