@@ -80,24 +80,31 @@ cdef inline Py_ssize_t _align_offset(object raw):
     return <Py_ssize_t>((_ALIGN - addr % _ALIGN) % _ALIGN)
 
 
-cdef object _empty(tuple shape, dt):
-    """np.empty(shape, dt) (C order, at most 3 dimensions), starting on a 64-byte boundary: a view
-    of a uint8 array 64 bytes longer. Made through NumPy's C API, as a single step's call makes
-    up to a dozen outputs and slicing, viewing and reshaping in Python cost about 1 us each."""
-    cdef cnp.dtype descr = np.dtype(dt)
+cdef object _on_line(object raw, tuple shape, cnp.dtype descr):
+    """An uninitialised C-ordered array of that shape (at most 3 dimensions) and dtype at the
+    first 64-byte boundary of uint8 array raw, which must have room for it, with raw as its base
+    (so raw's reference count tells whether an output still uses it). Made through NumPy's C API:
+    a single step's call makes up to a dozen outputs, and slicing, viewing and reshaping in Python
+    cost about 1 us each."""
     cdef cnp.npy_intp dims[3]
     cdef int nd = len(shape), i
-    cdef cnp.npy_intp nbytes = descr.itemsize
     for i in range(nd):
         dims[i] = shape[i]
-        nbytes *= dims[i]
-    raw = np.empty(nbytes + _ALIGN, np.uint8)
     Py_INCREF(descr)  # PyArray_NewFromDescr steals it
     out = PyArray_NewFromDescr(<PyTypeObject *>cnp.ndarray, descr, nd, dims, NULL,
                                <char *>cnp.PyArray_DATA(raw) + _align_offset(raw),
                                cnp.NPY_ARRAY_CARRAY, None)
     cnp.set_array_base(out, raw)
     return out
+
+
+cdef object _empty(tuple shape, dt):
+    """np.empty(shape, dt), starting on a 64-byte boundary (of a uint8 array 64 bytes longer)."""
+    cdef cnp.dtype descr = np.dtype(dt)
+    cdef cnp.npy_intp nbytes = descr.itemsize
+    for n in shape:
+        nbytes *= <cnp.npy_intp>n
+    return _on_line(np.empty(nbytes + _ALIGN, np.uint8), shape, descr)
 
 
 # Output cache (rnnfast.set_output_cache): outputs of at least _OUT_MIN bytes are views of uint8
@@ -157,22 +164,14 @@ cdef object _out(int64_t T, int64_t B, int64_t N, dt):
             # and a finaliser may let another thread in, which must not find the block unused
             del _out_blocks[i]
             try:
-                return _aligned_view(block, nbytes, T, B, N, dt)
+                return _on_line(block, (T, B, N), dt)
             finally:
                 _out_blocks.append(block)  # now the newest
     block = np.empty(size, np.uint8)
     if nbytes <= limit and _trim_outputs(limit - nbytes) + nbytes <= limit:
         _out_blocks.append(block)
         _out_bytes += nbytes  # the limit counts outputs' bytes, not the alignment's slack
-    return _aligned_view(block, nbytes, T, B, N, dt)
-
-
-cdef inline object _aligned_view(object block, Py_ssize_t nbytes, int64_t T, int64_t B, int64_t N,
-                                 dt):
-    """The (T, B, N) array of dtype dt at block's first 64-byte boundary (a view of block itself,
-    so block's reference count tells whether an output still uses it)."""
-    cdef Py_ssize_t off = _align_offset(block)
-    return block[off:off + nbytes].view(dt).reshape(T, B, N)
+    return _on_line(block, (T, B, N), dt)
 
 
 cnp.import_array()
