@@ -28,9 +28,12 @@
  *    projection 86-99 -> 110-122 GFLOP/s on one core; LSTM (64,100,128,256) inference and
  *    training forward 3-10% faster, GRU (128,100,512,512) inference 3-11%, the small shapes
  *    0-5%; the RNN at 512 within +-5%;
- *  - otherwise (plain B: the weight gradients' products, whose B rows may lie 4 KB apart, where
- *    the tiles measured 4-14% slower; fewer than 4 rows) 4 rows x 4 vectors of C in 16
- *    registers, or one row x 8 vectors for the rows left over (mm_vec);
+ *  - a plain B with contiguous rows (ldb == N: the RNN's and GRU's weight gradients) and at
+ *    least 4 rows: the same tiles (RF_MM_CASE);
+ *  - otherwise (a plain B whose rows lie further apart, such as the LSTM's columns of its gate
+ *    gradient, up to 4 KB apart, where the tiles measured 4-14% slower; fewer than 4 rows) 4
+ *    rows x 4 vectors of C in 16 registers, or one row x 8 vectors for the rows left over
+ *    (mm_vec);
  *  - both operands packed (rf_mm_pp, with rf_pack_at: the weight gradients of large problems,
  *    rf_wgrad_packed and the LSTM's rf_wgrad_cols_chunk in rf_real.h): the same tiles, A's rows
  *    of a tile k-major in one panel.
@@ -551,11 +554,17 @@ int rf_isa(void) {
 #define RF_VECTOR_CASES(CASE, ...) RF_CASE_AVX512(CASE, __VA_ARGS__) RF_CASE_AVX2(CASE, __VA_ARGS__)
 
 /* B in panels of np columns (rf_np_f32 / rf_np_f64: the running kernels' width), panel p at
- * Bm + p * pstride, rows ldb apart within a panel: an unpacked B is pstride = np. Packed B
- * ("tiles") takes the row tiles when there are at least RF_TILE_MIN_M rows. */
+ * Bm + p * pstride, rows ldb apart within a panel: an unpacked B is pstride = np. The row tiles
+ * run when there are at least RF_TILE_MIN_M rows and B is packed ("tiles") or plain with
+ * contiguous rows (ldb == N: the RNN's and GRU's weight gradients, rf_wgrad_row_range). Against
+ * the 4-row blocks there (Zen 5, in-process A/B, float32, 2 threads, forward+backward, same
+ * bits): AVX-512 RNN (64,100,128,256) 0.855-0.921, (32,50,32,64) 0.979-0.987, GRU 0.969-0.992;
+ * AVX2 (a build without AVX-512) RNN (64,100,128,256) 0.922, the rest 0.99-1.007. A plain B
+ * whose rows lie further apart (the LSTM's columns of its gate gradient, GH apart) keeps the
+ * blocks: the tiles measured 4-14% slower there (Zen 3, AVX2). */
 #define RF_MM_CASE(ISA, isa, sfx, tiles)                                                        \
     case ISA:                                                                                   \
-        if ((tiles) && M >= RF_TILE_MIN_M)                                                      \
+        if (((tiles) || ldb == N) && M >= RF_TILE_MIN_M)                                        \
             mm_tiles_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc, set, c0);         \
         else mm_vec_##sfx##_##isa(M, N, K, A, lda, acs, Bm, ldb, ps, C, ldc, set, c0);          \
         break;

@@ -478,6 +478,49 @@ static void check_transposes(void) {
 CHECK_MMP_SET(float, f32)
 CHECK_MMP_SET(double, f64)
 
+/* The plain-B product (rf_mm) against its determinism contract, element by element: c = C[i,j],
+ * then c = fma(A[i,k], B[k,j], c) for k = 0..K-1 (c + A*B on the portable kernels). B's rows
+ * contiguous (ldb == N: the row tiles) or further apart (the 4-row blocks); A row-major or a
+ * transposed view (lda = 1, acs = M, as the weight gradients' x^T); row counts on both sides of
+ * the tiles' 4 and 12, columns around the vector widths; C's columns past N stay untouched. */
+#define CHECK_MM_PLAIN(real, sfx, fmafn)                                                        \
+    static void check_mm_plain_##sfx(void) {                                                    \
+        enum { MX = 25, NX = 150, KX = 300, LDC = NX + 3, LDB = NX + 5 };                       \
+        real *A = malloc(sizeof(real) * MX * KX), *Bm = malloc(sizeof(real) * KX * LDB);        \
+        real *C = malloc(sizeof(real) * MX * LDC), *W = malloc(sizeof(real) * MX * LDC);        \
+        for (int i = 0; i < MX * KX; i++) A[i] = (real)urand();                                 \
+        for (int i = 0; i < KX * LDB; i++) Bm[i] = (real)urand();                               \
+        const int generic = rf_isa() == RF_ISA_GENERIC;                                         \
+        const int64_t Ms[] = {1, 3, 4, 5, 13, 25}, Ns[] = {1, 7, 16, 17, 33, 64, 150};          \
+        const int64_t Ks[] = {1, 5, 300};                                                       \
+        for (int mi = 0; mi < 6; mi++)                                                          \
+            for (int ni = 0; ni < 7; ni++)                                                      \
+                for (int ki = 0; ki < 3; ki++)                                                  \
+                    for (int opt = 0; opt < 4; opt++) {                                         \
+                        const int64_t M = Ms[mi], N = Ns[ni], K = Ks[ki];                       \
+                        const int64_t ldb = opt & 1 ? N : LDB;                                  \
+                        const int64_t lda = opt & 2 ? 1 : K, acs = opt & 2 ? M : 1;             \
+                        for (int i = 0; i < MX * LDC; i++) C[i] = W[i] = (real)urand();         \
+                        for (int64_t i = 0; i < M; i++)                                         \
+                            for (int64_t j = 0; j < N; j++) {                                   \
+                                real c = W[i * LDC + j];                                        \
+                                for (int64_t k = 0; k < K; k++) {                               \
+                                    const real a = A[i * lda + k * acs], b = Bm[k * ldb + j];   \
+                                    volatile real ab = a * b; /* no contraction */              \
+                                    c = generic ? c + ab : fmafn(a, b, c);                      \
+                                }                                                               \
+                                W[i * LDC + j] = c;                                             \
+                            }                                                                   \
+                        rf_mm_##sfx(M, N, K, A, lda, acs, Bm, ldb, C, LDC);                     \
+                        CHECK(!memcmp(C, W, sizeof(real) * MX * LDC),                           \
+                              #sfx " mm M=%d N=%d K=%d ldb=%d lda=%d: not the contract's sums\n", \
+                              (int)M, (int)N, (int)K, (int)ldb, (int)lda);                      \
+                    }                                                                           \
+        free(A); free(Bm); free(C); free(W);                                                    \
+    }
+CHECK_MM_PLAIN(float, f32, fmaf)
+CHECK_MM_PLAIN(double, f64, fma)
+
 int main(void) {
     /* (T, B, I, H): small-path shapes (incl. B=1, T=1, odd H), then large-path ones
      * (B*G*H*H > 2^20: built with -DRF_SMALL_MACS=1048576 -DRF_SMALL_MIN_ROWS=1). Built with
@@ -520,6 +563,8 @@ int main(void) {
     check_transposes();
     check_mmp_set_f32();
     check_mmp_set_f64();
+    check_mm_plain_f32();
+    check_mm_plain_f64();
     printf("kernels' instruction set: %s\n", rnnfast_isa());
 #if RF_STEAL_DELAY
     printf("rows handed over: %ld\n", rf_steal_count());
