@@ -432,6 +432,45 @@ static void check_transposes(void) {
     free(sf); free(df); free(sd); free(dd);
 }
 
+/* The RNN's backward with dy = NULL against dy = zeros: the same bits (the pass without dy, with
+ * the step product setting dh or, with lengths, adding to it), tanh and ReLU, 1 and 2 threads. */
+static void check_rnn_null_dy(int64_t T, int64_t B, int64_t I, int64_t H) {
+    const int64_t nx = T * B * I, ny = T * B * H, nh = B * H;
+    double *x = malloc(sizeof(double) * nx), *y = malloc(sizeof(double) * ny);
+    double *h0 = malloc(sizeof(double) * nh), *hn = malloc(sizeof(double) * nh);
+    double *dhn = malloc(sizeof(double) * nh), *zero = calloc(ny, sizeof(double));
+    double *wi = malloc(sizeof(double) * H * I), *wh = malloc(sizeof(double) * H * H);
+    double *b = malloc(sizeof(double) * H), *g[2];
+    int64_t *len = malloc(sizeof(int64_t) * B);
+    const int64_t ng = nx + nh + H * I + H * H + 2 * H; /* dx, dh0, dW_ih, dW_hh, db_ih, db_hh */
+    fill(x, nx, 1); fill(h0, nh, 1); fill(dhn, nh, 1); fill(wi, H * I, 0.3); fill(wh, H * H, 0.3);
+    fill(b, H, 1);
+    for (int64_t i = 0; i < B; i++) len[i] = (i * 5) % (T + 1);
+    const size_t nw = rnnfast_rnn_backward_workspace(T, B, I, H) +
+                      rnnfast_rnn_forward_workspace(T, B, I, H);
+    double *work = malloc(sizeof(double) * nw);
+    for (int opt = 0; opt < 8; opt++) {
+        const int nl = opt & 1 ? RNNFAST_RELU : RNNFAST_TANH, nt = opt & 4 ? 2 : 1;
+        const int64_t *lengths = opt & 2 ? len : NULL;
+        int rc = rnnfast_rnn_forward_f64(y, hn, x, h0, wi, wh, b, b, lengths, nl, T, B, I, H, work,
+                                         nw, &BLAS, nt);
+        for (int k = 0; k < 2; k++) {
+            double *o = g[k] = malloc(sizeof(double) * ng);
+            rc |= rnnfast_rnn_backward_f64(o, o + nx, o + nx + nh, o + nx + nh + H * I,
+                                           o + nx + nh + H * I + H * H,
+                                           o + nx + nh + H * I + H * H + H, k ? NULL : zero, dhn,
+                                           y, x, h0, wi, wh, lengths, nl, T, B, I, H, work, nw,
+                                           &BLAS, nt);
+        }
+        CHECK(rc == RNNFAST_OK && !memcmp(g[0], g[1], sizeof(double) * ng),
+              "rnn backward, dy NULL against zeros: rc %d, relu %d, lengths %d, threads %d\n", rc,
+              opt & 1, (opt >> 1) & 1, nt);
+        free(g[0]); free(g[1]);
+    }
+    free(x); free(y); free(h0); free(hn); free(dhn); free(zero); free(wi); free(wh); free(b);
+    free(len); free(work);
+}
+
 /* The internal product that sets C (rf_mmp_set, rf_mmp_cols_set; rf_common.h) against filling C
  * and adding (rf_mmp, rf_mmp_cols): the same bits, with a bias row and with zeros (NULL), K = 0
  * (C = the bias), row counts on both sides of the tiles' 4 and column counts around the vector
@@ -565,6 +604,7 @@ int main(void) {
     check_mmp_set_f64();
     check_mm_plain_f32();
     check_mm_plain_f64();
+    check_rnn_null_dy(6, 7, 5, 33);
     printf("kernels' instruction set: %s\n", rnnfast_isa());
 #if RF_STEAL_DELAY
     printf("rows handed over: %ld\n", rf_steal_count());
