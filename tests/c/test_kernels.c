@@ -9,7 +9,9 @@
  *   - training and inference forward give identical outputs; 1 and 2 threads give identical
  *     float results; inference workspace does not grow with T (memory O(B*H));
  *   - every error code for bad sizes, NULL pointers, short workspace, bad lengths and options,
- *     and outputs untouched on error.
+ *     and outputs untouched on error;
+ *   - the internal products: rf_mmp_set against filling C and adding, rf_mm against its
+ *     determinism contract element by element; the RNN's backward with dy = NULL against zeros.
  * Prints the worst relative gradient error and exits non-zero on any failure.
  */
 #include <math.h>
