@@ -280,7 +280,8 @@ static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad
         if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(gru_gates_backward)(a, t, b0, b1, u0, u1);
         /* dh += da_hh[t] (.,3H) @ w_hh (3H,H): this thread's rows, or its columns [u0,u1) */
-        RF_F(rf_step_dh)(a->dh, a->da_hh + t * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1, &tr);
+        RF_F(rf_step_dh)(a->dh, a->da_hh + t * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1, 0,
+                         &tr);
         rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */

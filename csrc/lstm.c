@@ -328,7 +328,7 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
             RF_F(lstm_gates_backward)(a, t, b0, b1, u0, u1);
             /* dh += da[t] (.,4H) @ w_hh (4H,H): this thread's rows, or its columns [u0,u1) */
             RF_F(rf_step_dh)(a->dh, a->da + (t - t0) * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1,
-                             &tr);
+                             0, &tr);
             rf_trial_time(&tr, T - 1 - t);
         }
         if (tr.solo) rf_barrier(nt); /* thread 0 ran the last steps alone: they are in */

@@ -359,12 +359,16 @@ static inline int64_t RF_F(rf_trial_step)(rf_trial *tr, int64_t t, real *h_n, co
 /* Backward: dh += da_t (B rows of GH) @ W_hh (packed (GH,H)): rows [b0,b1) (the batch split,
  * or thread 0 alone after the unit split's trial: all of them), or, the step split (tr->unit),
  * first the step sync (every thread's part of da_t is in), then its columns [u0,u1) of every
- * row. */
+ * row. With `set` (the batch split only), dh = da_t @ W_hh instead, for a caller whose gate pass
+ * left dh unzeroed: the same sums as zeroing it and adding. */
 static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh, int64_t B,
                                     int64_t H, int64_t GH, int64_t b0, int64_t b1, int64_t u0,
-                                    int64_t u1, rf_trial *tr) {
+                                    int64_t u1, int set, rf_trial *tr) {
     if (!tr->unit) {
-        RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, dh + b0 * H, H);
+        if (set)
+            RF_F(rf_mmp_set)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, NULL, dh + b0 * H,
+                             H);
+        else RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, dh + b0 * H, H);
         return;
     }
     rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);

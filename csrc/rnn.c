@@ -234,18 +234,15 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
     rf_share(split, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
     if (!split) /* the batch split, step index n = T - 1 - t */
         RF_STEAL_STEPS(a->steal, nt, it, T, n, b0, b1, {
-            const real *da_t = a->da + (T - 1 - n) * B * H;
             RF_F(rnn_act_backward)(a, T - 1 - n, b0, b1, 0, H);
-            if (a->set) /* dh = da[t] @ W_hh: the same sums as zeroing dh and adding */
-                RF_F(rf_mmp_set)(b1 - b0, H, H, da_t + b0 * H, H, 1, a->w_hh, H, NULL,
-                                 a->dh + b0 * H, H);
-            else RF_F(rf_step_dh)(a->dh, da_t, a->w_hh, B, H, H, b0, b1, 0, H, &tr);
+            RF_F(rf_step_dh)(a->dh, a->da + (T - 1 - n) * B * H, a->w_hh, B, H, H, b0, b1, 0,
+                             H, a->set, &tr);
         })
     for (int64_t t = T - 1; t >= 0 && split; t--) {
         if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(rnn_act_backward)(a, t, b0, b1, u0, u1);
         /* dh += da[t] @ W_hh: this thread's rows, or its columns [u0,u1) */
-        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1, &tr);
+        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1, 0, &tr);
         rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
