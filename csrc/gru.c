@@ -18,8 +18,8 @@ size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
     const int64_t G = 3, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(B * GH); /* alignment slack, hh */
-    if (rf_small(T, B, G, H)) /* packed weights, the unit split's h_t and h_{t-1} */
-        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H);
+    if (rf_small(T, B, G, H)) /* packed weights, the unit split's h_t and h_{t-1} and parts */
+        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H) + rf_fwd_units_extra(B, H, G);
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 3, H) * B * GH);  /* projection chunk */
     return (size_t)n;
 }
@@ -58,8 +58,9 @@ size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
 
 typedef struct {
     real *y, *h, *gates, *hn_all, *chunk, *hh;
-    real *hb; /* unit split: h_t at hb[t % 2] (B,H) */
-    const real *x, *b_ih, *b_hh, *WiT, *WhT;
+    real *hb;    /* unit split: h_t at hb[t % 2] (B,H) */
+    real *units; /* unit split: the threads' parts */
+    const real *x, *b_ih, *b_hh, *WiT, *WhT, *w_hh;
     const int64_t *lengths;
     int64_t T, B, I, H, Tc;
 } RF_F(gru_fwd);
@@ -133,6 +134,7 @@ static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, rf_step_flag *f, int
     rf_trial tr = rf_trial_init(f, nt, it, T, a->Tc);
     int64_t b0, b1, u0, u1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    if (tr.unit) RF_F(rf_pack_units)(a->units, a->w_hh, a->b_hh, B, H, 3, nt, it);
     for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
         const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
         real *P = RF_F(gru_chunk)(a, t0), *h;
@@ -144,7 +146,7 @@ static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, rf_step_flag *f, int
                 return;
             RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
             /* hh = b_hh + h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, tr.unit, b0, b1, u0, u1, 1,
+            RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, &tr, a->units, b0, b1, 1,
                                   a->b_hh);
             RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1, u0, u1, h, hp);
             rf_trial_end(&tr, t);
@@ -167,24 +169,27 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
         return RNNFAST_ERR_WORKSPACE;
     const int64_t GH = 3 * H;
     const int small = rf_small(T, B, 3, H);
+    const int nu = small ? rf_unit_threads(n_threads, B, 3, H, RF_VEC, (int64_t)sizeof(real)) : 0;
     RF_F(gru_fwd) a = {0};
     a.y = y; a.h = h_n; a.gates = gates; a.hn_all = hn_all; a.x = x; a.b_ih = b_ih;
     a.b_hh = b_hh; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
     real *w = RF_F(rf_align)(work);
     a.hh = w;
     w += rf_pad(B * GH);
-    if (small) {
-        RF_F(rf_pack_fwd)(w, w_ih, w_hh, I, H, GH, &a.WiT, &a.WhT);
+    if (small) { /* the unit split packs W_hh^T in parts (rf_pack_units) */
+        RF_F(rf_pack_fwd)(w, w_ih, nu ? NULL : w_hh, I, H, GH, &a.WiT, &a.WhT);
         w += rf_fwd_small_extra(I, H, GH);
         a.hb = w;
         w += rf_pad(2 * B * H);
+        a.units = w;
+        a.w_hh = w_hh;
+        w += rf_fwd_units_extra(B, H, 3);
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 3, H);
     a.chunk = training ? NULL : w;
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
     if (small) {
-        const int nu = rf_unit_threads(n_threads, B, 3, H, RF_VEC, (int64_t)sizeof(real));
         if (nu) RF_RUN_UNITS(nu, RF_F(gru_forward_small), &a);
         else RF_RUN_THREADS(rf_fwd_threads(n_threads, T, B, training), RF_F(gru_forward_small),
                             &a, NULL);

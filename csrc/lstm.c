@@ -24,8 +24,8 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     const int64_t G = 4, GH = G * H;
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(GH); /* alignment slack, bias sum */
-    if (rf_small(T, B, G, H)) /* packed weights, the unit split's h_t and h_{t-1} */
-        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H);
+    if (rf_small(T, B, G, H)) /* packed weights, the unit split's h_t and h_{t-1} and parts */
+        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H) + rf_fwd_units_extra(B, H, G);
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 4, H) * B * GH); /* projection chunk */
     return (size_t)n;
 }
@@ -71,7 +71,8 @@ typedef struct {
     real *y, *h, *c, *gates, *c_all, *chunk;   /* h, c: the running state, in h_n, c_n (the */
                                                /* unit split: h in hb, into h_n at the end) */
     real *hb;                                  /* unit split: h_t at hb[t % 2] (B,H) */
-    const real *x, *bias, *WiT, *WhT;          /* WiT (I,4H), WhT (H,4H): small path only */
+    real *units;                               /* unit split: the threads' parts */
+    const real *x, *bias, *WiT, *WhT, *w_hh;   /* WiT (I,4H), WhT (H,4H): small path only */
     const int64_t *lengths;
     int64_t T, B, I, H, Tc;
 } RF_F(lstm_fwd);
@@ -152,6 +153,7 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, i
     rf_trial tr = rf_trial_init(f, nt, it, T, a->Tc);
     int64_t b0, b1, u0, u1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    if (tr.unit) RF_F(rf_pack_units)(a->units, a->w_hh, NULL, B, H, 4, nt, it);
     for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
         const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
         real *P = RF_F(lstm_chunk)(a, t0), *h;
@@ -164,8 +166,7 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, i
             real *P_t = P + (t - t0) * B * GH;
             RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
             /* P_t += h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, tr.unit, b0, b1, u0, u1, 0,
-                                  NULL);
+            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, &tr, a->units, b0, b1, 0, NULL);
             RF_F(lstm_gates_forward)(a, t, P_t, b0, b1, u0, u1, h, hp);
             rf_trial_end(&tr, t);
         }
@@ -188,6 +189,7 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
         return RNNFAST_ERR_WORKSPACE;
     const int64_t GH = 4 * H;
     const int small = rf_small(T, B, 4, H);
+    const int nu = small ? rf_unit_threads(n_threads, B, 4, H, RF_VEC, (int64_t)sizeof(real)) : 0;
 
     RF_F(lstm_fwd) a = {0};
     a.y = y; a.h = h_n; a.c = c_n; a.gates = gates; a.c_all = c_all;
@@ -195,11 +197,14 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     real *w = RF_F(rf_align)(work);
     a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, GH) ? w : NULL;
     w += rf_pad(GH);
-    if (small) {
-        RF_F(rf_pack_fwd)(w, w_ih, w_hh, I, H, GH, &a.WiT, &a.WhT);
+    if (small) { /* the unit split packs W_hh^T in parts (rf_pack_units) */
+        RF_F(rf_pack_fwd)(w, w_ih, nu ? NULL : w_hh, I, H, GH, &a.WiT, &a.WhT);
         w += rf_fwd_small_extra(I, H, GH);
         a.hb = w;
         w += rf_pad(2 * B * H);
+        a.units = w;
+        a.w_hh = w_hh;
+        w += rf_fwd_units_extra(B, H, 4);
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 4, H);
     a.chunk = training ? NULL : w;
@@ -207,7 +212,6 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
     RF_F(rf_copy_or_zero)(c_n, c0, B * H);
 
     if (small) {
-        const int nu = rf_unit_threads(n_threads, B, 4, H, RF_VEC, (int64_t)sizeof(real));
         if (nu) RF_RUN_UNITS(nu, RF_F(lstm_forward_small), &a);
         else RF_RUN_THREADS(rf_fwd_threads(n_threads, T, B, training), RF_F(lstm_forward_small),
                             &a, NULL);

@@ -317,22 +317,79 @@ static inline void RF_F(rf_project_share)(real *P, int64_t ldp, const real *x, i
                               g * H + u1, bias);
 }
 
-/* A step's recurrent product: C += h (B rows of H) @ WT (packed (H,G*H)); or, with set,
- * C = bias (a row of G*H; NULL: zeros) + h @ WT. */
+/* The unit split's part for share s of nt (rf_unit_share_len): its packed W_hh^T, its rows of
+ * the step product, its b_hh, its units [u0,u1) and their width rounded up to vec, np. */
+typedef struct {
+    real *W, *rows, *bias;
+    int64_t u0, u1, np;
+} RF_F(rf_unit_part);
+
+static inline RF_F(rf_unit_part) RF_F(rf_unit_at)(real *units, int64_t B, int64_t H, int64_t G,
+                                                  int nt, int s) {
+    RF_F(rf_unit_part) p;
+    for (int i = 0; i < s; i++) units += rf_unit_share_len(B, H, G, nt, i, RF_VEC);
+    rf_units(H, nt, s, RF_VEC, &p.u0, &p.u1);
+    p.np = (p.u1 - p.u0 + RF_VEC - 1) / RF_VEC * RF_VEC;
+    p.W = units;
+    p.rows = p.W + rf_pad(rf_packed_len(H, G * p.np));
+    p.bias = p.rows + rf_pad(B * G * p.np);
+    return p;
+}
+
+/* Share s's part, written by its own thread before its first step (b_hh NULL: zeros): W_hh^T's
+ * columns of its units gate by gate, in pieces that stay within a panel, and zeros in each
+ * gate's padding (within one panel: np and the panels are whole vectors); its rows zeroed (their
+ * padding columns are summed but never read). */
+static inline void RF_F(rf_pack_units)(real *units, const real *w_hh, const real *b_hh, int64_t B,
+                                       int64_t H, int64_t G, int nt, int s) {
+    const RF_F(rf_unit_part) p = RF_F(rf_unit_at)(units, B, H, G, nt, s);
+    const int64_t n = p.u1 - p.u0, N = G * p.np, np = RF_F(rf_np)(), ld = RF_F(rf_packed_ld)(N);
+    for (int64_t g = 0; g < G; g++) {
+        for (int64_t j = 0, m; j < n; j += m) { /* columns c.. of panel c / np */
+            const int64_t c = g * p.np + j;
+            m = n - j < np - c % np ? n - j : np - c % np;
+            RF_F(rf_transpose_blocks)(p.W + c / np * H * ld + c % np, ld,
+                                      w_hh + (g * H + p.u0 + j) * H, H, m, H);
+        }
+        const int64_t c = g * p.np + n;
+        for (int64_t k = 0; n < p.np && k < H; k++)
+            memset(p.W + c / np * H * ld + k * ld + c % np, 0, (size_t)(p.np - n) * sizeof(real));
+        for (int64_t j = 0; j < p.np; j++)
+            p.bias[g * p.np + j] = b_hh && j < n ? b_hh[g * H + p.u0 + j] : 0;
+    }
+    memset(p.rows, 0, (size_t)(B * N) * sizeof(real));
+}
+
+/* A step's recurrent product, C (B rows of G*H) += h (B rows of H) @ W_hh^T; or, with set,
+ * C = bias (a row of G*H; NULL: zeros) + h @ W_hh^T. Without the unit split (tr NULL, or no step
+ * counters): rows [b0,b1), on WT, W_hh^T packed whole. Split (rf_trial): shares [s0,s1) of units
+ * (a thread's own; thread 0 alone after the trial: all of them), each through its part at
+ * `units` (rf_pack_units): C's columns of its units gathered into its rows (unless set), one
+ * product over its packed W_hh^T (with set, its b_hh), scattered back. Same sums in the same
+ * order either way. */
 static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, int64_t B,
-                                         int64_t H, const real *WT, int64_t G, int unit,
-                                         int64_t b0, int64_t b1, int64_t u0, int64_t u1, int set,
+                                         int64_t H, const real *WT, int64_t G, const rf_trial *tr,
+                                         real *units, int64_t b0, int64_t b1, int set,
                                          const real *bias) {
-    if (!unit && set)
-        RF_F(rf_mmp_set)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, bias, C + b0 * ldc, ldc);
-    else if (!unit)
-        RF_F(rf_mmp)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, C + b0 * ldc, ldc);
-    for (int64_t g = 0; unit && g < G; g++) {
-        const int64_t c0 = g * H + u0;
+    if (!tr || !tr->f) {
         if (set)
-            RF_F(rf_mmp_cols_set)(B, G * H, c0, u1 - u0, H, h, H, 1, WT, H,
-                                  bias ? bias + c0 : NULL, C + c0, ldc);
-        else RF_F(rf_mmp_cols)(B, G * H, c0, u1 - u0, H, h, H, 1, WT, H, C + c0, ldc);
+            RF_F(rf_mmp_set)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, bias, C + b0 * ldc,
+                             ldc);
+        else RF_F(rf_mmp)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, C + b0 * ldc, ldc);
+        return;
+    }
+    const int s1 = tr->unit ? tr->it + 1 : tr->nt;
+    for (int s = tr->unit ? tr->it : 0; s < s1; s++) {
+        const RF_F(rf_unit_part) p = RF_F(rf_unit_at)(units, B, H, G, tr->nt, s);
+        const int64_t N = G * p.np;
+        const size_t len = (size_t)(p.u1 - p.u0) * sizeof(real);
+        for (int64_t i = 0; !set && i < B * G; i++)
+            memcpy(p.rows + i / G * N + i % G * p.np, C + i / G * ldc + i % G * H + p.u0, len);
+        if (set)
+            RF_F(rf_mmp_set)(B, N, H, h, H, 1, p.W, H, bias ? p.bias : NULL, p.rows, N);
+        else RF_F(rf_mmp)(B, N, H, h, H, 1, p.W, H, p.rows, N);
+        for (int64_t i = 0; i < B * G; i++)
+            memcpy(C + i / G * ldc + i % G * H + p.u0, p.rows + i / G * N + i % G * p.np, len);
     }
 }
 
@@ -417,14 +474,14 @@ static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N
 }
 
 /* The small path's weights, packed once per call. Forward: W_ih^T (I,GH) then W_hh^T (H,GH) at w
- * (rf_fwd_small_extra elements). Backward: w_hh (GH,H) then w_ih (GH,I), the B operands of dh
+ * (rf_fwd_small_extra elements; w_hh NULL, the unit split's rf_pack_units: no W_hh^T). Backward: w_hh (GH,H) then w_ih (GH,I), the B operands of dh
  * and dx, at w (the first rf_bwd_small_extra elements). */
 static inline void RF_F(rf_pack_fwd)(real *w, const real *w_ih, const real *w_hh, int64_t I,
                                      int64_t H, int64_t GH, const real **WiT, const real **WhT) {
     real *wh = w + rf_pad(rf_packed_len(I, GH));
     RF_F(rf_pack)(w, w_ih, I, GH, 1);
-    RF_F(rf_pack)(wh, w_hh, H, GH, 1);
-    *WiT = w; *WhT = wh;
+    if (w_hh) RF_F(rf_pack)(wh, w_hh, H, GH, 1);
+    *WiT = w; *WhT = w_hh ? wh : NULL;
 }
 
 static inline void RF_F(rf_pack_bwd)(real *w, const real *w_ih, const real *w_hh, int64_t I,

@@ -20,8 +20,8 @@
 size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(H); /* alignment slack, bias sum */
-    if (rf_small(T, B, 1, H)) /* packed weights, the unit split's h_t and h_{t-1} */
-        n += rf_fwd_small_extra(I, H, H) + rf_pad(2 * B * H);
+    if (rf_small(T, B, 1, H)) /* packed weights, the unit split's h_t and h_{t-1} and parts */
+        n += rf_fwd_small_extra(I, H, H) + rf_pad(2 * B * H) + rf_fwd_units_extra(B, H, 1);
     return (size_t)n;
 }
 
@@ -57,9 +57,10 @@ size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
 
 typedef struct {
     real *y, *h;
-    real *hb; /* unit split: h_t at hb[t % 2] (B,H) */
+    real *hb;        /* unit split: h_t at hb[t % 2] (B,H) */
+    real *units;     /* unit split: the threads' parts */
     rf_steal *steal; /* batch split: row stealing, or NULL */
-    const real *x, *bias, *WiT, *WhT;
+    const real *x, *bias, *WiT, *WhT, *w_hh;
     const int64_t *lengths;
     int64_t T, B, I, H;
     int relu;
@@ -102,7 +103,7 @@ static void RF_F(rnn_forward_rows)(const RF_F(rnn_fwd) *a, int nt, int it, int64
                                    int64_t b1) {
     const int64_t T = a->T, B = a->B, H = a->H;
     RF_STEAL_STEPS(a->steal, nt, it, T, t, b0, b1, {
-        RF_F(rf_step_product)(a->y + t * B * H, H, a->h, B, H, a->WhT, 1, 0, b0, b1, 0, H, 0,
+        RF_F(rf_step_product)(a->y + t * B * H, H, a->h, B, H, a->WhT, 1, NULL, NULL, b0, b1, 0,
                               NULL);
         RF_F(rnn_act_forward)(a, t, b0, b1, 0, H, a->h, a->h);
     })
@@ -125,11 +126,12 @@ static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, rf_step_flag *f, int
         RF_F(rnn_forward_rows)(a, nt, it, b0, b1);
         return;
     }
+    RF_F(rf_pack_units)(a->units, a->w_hh, NULL, B, H, 1, nt, it);
     for (int64_t t = 0; t < T; t++) {
         if ((t = RF_F(rf_trial_step)(&tr, t, a->h, a->hb, B, H, &b0, &b1, &u0, &u1)) < 0) return;
         RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
-        RF_F(rf_step_product)(a->y + t * B * H, H, hp, B, H, a->WhT, 1, tr.unit, b0, b1, u0,
-                              u1, 0, NULL);
+        RF_F(rf_step_product)(a->y + t * B * H, H, hp, B, H, a->WhT, 1, &tr, a->units, b0, b1,
+                              0, NULL);
         RF_F(rnn_act_forward)(a, t, b0, b1, u0, u1, h, hp);
         rf_trial_end(&tr, t);
     }
@@ -147,20 +149,22 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
     if (!rf_lengths_ok(lengths, T, B)) return RNNFAST_ERR_LENGTHS;
     if (work_len < rnnfast_rnn_forward_workspace(T, B, I, H)) return RNNFAST_ERR_WORKSPACE;
     const int small = rf_small(T, B, 1, H);
+    const int nu = small ? rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real)) : 0;
     RF_F(rnn_fwd) a = {0};
     a.y = y; a.h = h_n; a.x = x; a.lengths = lengths; a.T = T; a.B = B; a.I = I; a.H = H;
     a.relu = nonlinearity == RNNFAST_RELU;
     real *w = RF_F(rf_align)(work);
     a.bias = RF_F(rf_bias_sum)(w, b_ih, b_hh, H) ? w : NULL;
     w += rf_pad(H);
-    if (small) {
-        RF_F(rf_pack_fwd)(w, w_ih, w_hh, I, H, H, &a.WiT, &a.WhT);
+    if (small) { /* the unit split packs W_hh^T in parts (rf_pack_units) */
+        RF_F(rf_pack_fwd)(w, w_ih, nu ? NULL : w_hh, I, H, H, &a.WiT, &a.WhT);
         a.hb = w + rf_fwd_small_extra(I, H, H);
+        a.units = a.hb + rf_pad(2 * B * H);
+        a.w_hh = w_hh;
     }
     RF_F(rf_copy_or_zero)(h_n, h0, B * H);
 
     if (small) {
-        const int nu = rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real));
         if (nu) RF_RUN_UNITS(nu, RF_F(rnn_forward_small), &a);
         else /* at most one per sequence (rf_threads) */
             RF_RUN_STEALING(rf_threads(n_threads, B), a.steal, RF_F(rnn_forward_small), &a);
