@@ -153,7 +153,7 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, i
     rf_trial tr = rf_trial_init(f, nt, it, T, a->Tc);
     int64_t b0, b1, u0, u1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
-    if (tr.unit) RF_F(rf_pack_units)(a->units, a->w_hh, NULL, B, H, 4, nt, it);
+    if (tr.unit) RF_F(rf_pack_units)(&tr, a->units, a->w_hh, NULL, B, H, 4);
     for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
         const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
         real *P = RF_F(lstm_chunk)(a, t0), *h;

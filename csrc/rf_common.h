@@ -252,12 +252,30 @@ static inline void rf_spin(long spins) {
     if (spins >= RF_SPIN_YIELD) rf_yield();
     else rf_pause();
 }
-static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
+/* With `ahead`, while it waits, it brings up to `len` bytes from there (what the thread reads
+ * first after the sync: the start of its next step product's weights) into L1, two cache lines
+ * a round, rather than leave the core idle and have the product wait for them from L2.
+ * The unit split's forwards, B = 1, (T,I,H) = (200,64,128), in-process A/B, 2 threads: LSTM
+ * inference 0.923-0.976 with 24 KB (8 KB 0.964-0.976, 40 KB 0.961-0.973). */
+#define RF_AHEAD_BYTES ((int64_t)24 << 10)
+static inline void rf_step_sync_ahead(rf_step_flag *f, int nt, int it, int64_t s,
+                                      const char *ahead, int64_t len) {
     atomic_store_explicit(&f[it].step, s, memory_order_release);
+    int64_t q = 0;
     for (int j = 0; j < nt; j++)
         for (long spins = 0;
-             j != it && atomic_load_explicit(&f[j].step, memory_order_acquire) < s; spins++)
-            rf_spin(spins);
+             j != it && atomic_load_explicit(&f[j].step, memory_order_acquire) < s; spins++) {
+            if (q >= len) {
+                rf_spin(spins);
+                continue;
+            }
+            __builtin_prefetch(ahead + q, 0, 3);
+            __builtin_prefetch(ahead + q + 64, 0, 3);
+            q += 128;
+        }
+}
+static inline void rf_step_sync(rf_step_flag *f, int nt, int it, int64_t s) {
+    rf_step_sync_ahead(f, nt, it, s, NULL, 0);
 }
 
 /* ---- the batch split's row stealing ---------------------------------------------------------
@@ -478,12 +496,14 @@ static inline double rf_wtime(void) {
  * current step runs split (else thread 0 runs all of it, or this is the batch split), whether
  * thread 0 runs the rest alone (solo; the backwards), the first step of the current split phase
  * (the forwards: its h_{t-1} is in h_n), the syncs so far and the trial's length (0: none) and
- * timings. */
+ * timings; for the forwards' step syncs, what to bring into L1 while they wait
+ * (rf_step_sync_ahead; none when NULL). */
 typedef struct {
     rf_step_flag *f;
     int nt, it, unit, solo;
-    int64_t t_unit, s, k;
+    int64_t t_unit, s, k, ahead_len;
     double mark, split_s, solo_s;
+    const char *ahead;
 } rf_trial;
 
 /* The split of T steps, the first chunk of steps tc0 long: the trial and the step after it
@@ -514,7 +534,7 @@ static inline void rf_trial_time(rf_trial *tr, int64_t n) {
 
 /* After step t: the step sync when split; thread 0 times the trial. */
 static inline void rf_trial_end(rf_trial *tr, int64_t t) {
-    if (tr->unit) rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
+    if (tr->unit) rf_step_sync_ahead(tr->f, tr->nt, tr->it, ++tr->s, tr->ahead, tr->ahead_len);
     rf_trial_time(tr, t);
 }
 

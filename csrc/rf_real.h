@@ -336,13 +336,14 @@ static inline RF_F(rf_unit_part) RF_F(rf_unit_at)(real *units, int64_t B, int64_
     return p;
 }
 
-/* Share s's part, written by its own thread before its first step (b_hh NULL: zeros): W_hh^T's
- * columns of its units gate by gate, in pieces that stay within a panel, and zeros in each
- * gate's padding (within one panel: np and the panels are whole vectors); its rows zeroed (their
- * padding columns are summed but never read). */
-static inline void RF_F(rf_pack_units)(real *units, const real *w_hh, const real *b_hh, int64_t B,
-                                       int64_t H, int64_t G, int nt, int s) {
-    const RF_F(rf_unit_part) p = RF_F(rf_unit_at)(units, B, H, G, nt, s);
+/* Thread tr->it's part, written by that thread before its first step (b_hh NULL: zeros):
+ * W_hh^T's columns of its units gate by gate, in pieces that stay within a panel, and zeros in
+ * each gate's padding (within one panel: np and the panels are whole vectors); its rows zeroed
+ * (their padding columns are summed but never read). Its step syncs then bring the start of
+ * that W_hh^T into L1 while they wait (rf_step_sync_ahead). */
+static inline void RF_F(rf_pack_units)(rf_trial *tr, real *units, const real *w_hh,
+                                       const real *b_hh, int64_t B, int64_t H, int64_t G) {
+    const RF_F(rf_unit_part) p = RF_F(rf_unit_at)(units, B, H, G, tr->nt, tr->it);
     const int64_t n = p.u1 - p.u0, N = G * p.np, np = RF_F(rf_np)(), ld = RF_F(rf_packed_ld)(N);
     for (int64_t g = 0; g < G; g++) {
         for (int64_t j = 0, m; j < n; j += m) { /* columns c.. of panel c / np */
@@ -358,6 +359,9 @@ static inline void RF_F(rf_pack_units)(real *units, const real *w_hh, const real
             p.bias[g * p.np + j] = b_hh && j < n ? b_hh[g * H + p.u0 + j] : 0;
     }
     memset(p.rows, 0, (size_t)(B * N) * sizeof(real));
+    tr->ahead = (const char *)p.W;
+    tr->ahead_len = (int64_t)sizeof(real) * H * ld * ((N + np - 1) / np);
+    if (tr->ahead_len > RF_AHEAD_BYTES) tr->ahead_len = RF_AHEAD_BYTES;
 }
 
 /* A step's recurrent product, C (B rows of G*H) += h (B rows of H) @ W_hh^T; or, with set,

@@ -126,7 +126,7 @@ static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, rf_step_flag *f, int
         RF_F(rnn_forward_rows)(a, nt, it, b0, b1);
         return;
     }
-    RF_F(rf_pack_units)(a->units, a->w_hh, NULL, B, H, 1, nt, it);
+    RF_F(rf_pack_units)(&tr, a->units, a->w_hh, NULL, B, H, 1);
     for (int64_t t = 0; t < T; t++) {
         if ((t = RF_F(rf_trial_step)(&tr, t, a->h, a->hb, B, H, &b0, &b1, &u0, &u1)) < 0) return;
         RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
