@@ -19,7 +19,7 @@ size_t rnnfast_gru_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H,
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(B * GH); /* alignment slack, hh */
     if (rf_small(T, B, G, H)) /* packed weights, the unit split's h_t and h_{t-1} and parts */
-        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H) + rf_fwd_units_extra(B, H, G);
+        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H) + rf_units_extra(B, H, G, 0);
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 3, H) * B * GH);  /* projection chunk */
     return (size_t)n;
 }
@@ -29,7 +29,7 @@ size_t rnnfast_gru_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     /* alignment slack, da_in, da_hh, ones */
     int64_t n = RF_PAD + 2 * rf_pad(T * B * GH) + rf_pad(T * B);
-    if (rf_small(T, B, G, H)) n += rf_wgrad_small_len(T, B, I, H, GH);
+    if (rf_small(T, B, G, H)) n += rf_wgrad_small_len(T, B, I, H, GH) + rf_units_extra(B, H, G, 1);
     return (size_t)n;
 }
 
@@ -183,7 +183,7 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
         w += rf_pad(2 * B * H);
         a.units = w;
         a.w_hh = w_hh;
-        w += rf_fwd_units_extra(B, H, 3);
+        w += rf_units_extra(B, H, 3, 0);
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 3, H);
     a.chunk = training ? NULL : w;
@@ -213,7 +213,8 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
 
 typedef struct {
     real *dh, *da_in, *da_hh;
-    const real *dy, *gates, *hn_all, *y, *h0, *w_hh;
+    real *units; /* unit split: the threads' parts of w_src (rf_pack_units_bwd) */
+    const real *dy, *gates, *hn_all, *y, *h0, *w_hh, *w_src; /* w_hh packed; w_src the caller's */
     const int64_t *lengths;
     int64_t T, B, H;
 } RF_F(gru_bwd);
@@ -281,12 +282,13 @@ static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad
     rf_trial tr = rf_trial_init(f, nt, it, T, T);
     int64_t b0, b1, u0, u1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    if (tr.unit) RF_F(rf_pack_units_bwd)(&tr, a->units, a->w_src, H, 3);
     for (int64_t t = T - 1; t >= 0; t--) {
         if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(gru_gates_backward)(a, t, b0, b1, u0, u1);
         /* dh += da_hh[t] (.,3H) @ w_hh (3H,H): this thread's rows, or its columns [u0,u1) */
         RF_F(rf_step_dh)(a->dh, a->da_hh + t * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1, 0,
-                         &tr);
+                         &tr, a->units);
         rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
@@ -316,6 +318,8 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
     if (rf_small(T, B, 3, H)) {
         rf_pieces pieces;
         RF_F(rf_wgrad_small_init)(&w, w_ih, w_hh, &a.w_hh, &pieces);
+        a.units = w.dbp + 2 * rf_pad(B * GH); /* after rf_wgrad_small_len */
+        a.w_src = w_hh;
         const int nu = rf_unit_threads(n_threads, B, 3, H, RF_VEC, (int64_t)sizeof(real));
         if (nu) RF_RUN_UNITS(nu, RF_F(gru_backward_small), &a, &w);
         else /* the weight phase splits I+H rows */

@@ -25,7 +25,7 @@ size_t rnnfast_lstm_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(GH); /* alignment slack, bias sum */
     if (rf_small(T, B, G, H)) /* packed weights, the unit split's h_t and h_{t-1} and parts */
-        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H) + rf_fwd_units_extra(B, H, G);
+        n += rf_fwd_small_extra(I, H, GH) + rf_pad(2 * B * H) + rf_units_extra(B, H, G, 0);
     if (!training) n += rf_pad(rf_chunk_steps(T, B, 4, H) * B * GH); /* projection chunk */
     return (size_t)n;
 }
@@ -35,10 +35,12 @@ size_t rnnfast_lstm_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t 
     if (!rf_sizes_ok(T, B, I, H, G)) return SIZE_MAX;
     if (rf_small(T, B, G, H)) { /* alignment slack, one chunk's gate gradients, packed weights */
         /* and, when the rows are far apart, the chunk packed and its x^T, h_prev^T panels */
+        /* and the unit split's parts */
         const int64_t rows = rf_bwd_chunk_steps(T, B, GH) * B;
         return (size_t)(RF_PAD + rf_pad(rows * GH) + rf_bwd_small_extra(I, H, GH) +
                         (rf_chunk_packed_used(GH, (int64_t)sizeof(double))
-                             ? rf_pad(rf_packed_len(rows, GH)) + rf_pad((I + H) * rows) : 0));
+                             ? rf_pad(rf_packed_len(rows, GH)) + rf_pad((I + H) * rows) : 0) +
+                        rf_units_extra(B, H, G, 1));
     }
     /* alignment slack, gate gradients, ones */
     return (size_t)(RF_PAD + rf_pad(T * B * GH) + rf_pad(T * B));
@@ -204,7 +206,7 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
         w += rf_pad(2 * B * H);
         a.units = w;
         a.w_hh = w_hh;
-        w += rf_fwd_units_extra(B, H, 4);
+        w += rf_units_extra(B, H, 4, 0);
     }
     a.Tc = training ? T : rf_chunk_steps(T, B, 4, H);
     a.chunk = training ? NULL : w;
@@ -237,7 +239,8 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
 
 typedef struct {
     real *dh, *dc, *da;   /* running dh, dc (in dh0, dc0); da (Tc,B,4H): step t at t % Tc */
-    const real *dy, *gates, *c_all, *c0, *w_hh;
+    real *units;          /* unit split: the threads' parts of w_src (rf_pack_units_bwd) */
+    const real *dy, *gates, *c_all, *c0, *w_hh, *w_src; /* w_hh packed; w_src the caller's */
     const int64_t *lengths;
     int64_t T, B, H, Tc;
 } RF_F(lstm_bwd);
@@ -324,6 +327,7 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
     rf_trial tr = rf_trial_init(f, nt, it, T, T - (T - 1) / Tc * Tc); /* the last chunk first */
     int64_t b0, b1, u0, u1, j0, j1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
+    if (tr.unit) RF_F(rf_pack_units_bwd)(&tr, a->units, a->w_src, H, 4);
     rf_slice_cols(GH, nt, it, &j0, &j1);
     for (int64_t t1 = T; t1 > 0;) {
         const int64_t t0 = (t1 - 1) / Tc * Tc;
@@ -332,7 +336,7 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
             RF_F(lstm_gates_backward)(a, t, b0, b1, u0, u1);
             /* dh += da[t] (.,4H) @ w_hh (4H,H): this thread's rows, or its columns [u0,u1) */
             RF_F(rf_step_dh)(a->dh, a->da + (t - t0) * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1,
-                             0, &tr);
+                             0, &tr, a->units);
             rf_trial_time(&tr, T - 1 - t);
         }
         if (tr.solo) rf_barrier(nt); /* thread 0 ran the last steps alone: they are in */
@@ -371,10 +375,13 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
         w.ones = NULL;
         RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, GH, &a.w_hh, &w.w_ih);
         w.tw = ws; /* free once the products are done */
+        a.units = ws + rf_bwd_small_extra(I, H, GH);
         if (rf_chunk_packed_used(GH, (int64_t)sizeof(real))) {
-            w.pk = ws + rf_bwd_small_extra(I, H, GH);
+            w.pk = a.units;
             w.pa = w.pk + rf_pad(rf_packed_len(a.Tc * B, GH));
+            a.units = w.pa + rf_pad((I + H) * a.Tc * B);
         }
+        a.w_src = w_hh;
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);

@@ -715,34 +715,38 @@ static inline int64_t rf_bwd_small_extra(int64_t I, int64_t H, int64_t GH) {
     return rf_pad(rf_packed_len(GH, H)) + rf_pad(rf_packed_len(GH, I));
 }
 
-/* The unit split's forward weights (rf_unit_threads; rf_pack_units and rf_step_units in
- * rf_real.h): each thread's share of W_hh^T as a packed matrix of its own, so that one row's step
- * product sweeps one contiguous block with every gate's columns in flight, instead of G column
- * ranges of the whole W_hh^T one after the other (each too narrow to hide the FMA latency, and
- * half of every panel row). Share s of nt (units [u0,u1), rf_units) takes, from its start: that
- * matrix, (H, G*np) with gate g's units at columns [g*np, g*np + u1-u0) and zeros up to np, the
- * share's width rounded up to vec; the step product's rows (B, G*np); the share of b_hh (G*np).
- * Against the G column ranges, in-process A/B on Zen 5, float, 2 threads, B = 1, (T,I,H) =
+/* The unit split's weights (rf_unit_threads; rf_pack_units, rf_pack_units_bwd and the step
+ * products in rf_real.h): each thread's share of them as a packed matrix of its own, so that one
+ * row's step product sweeps one contiguous block, with every gate's columns in flight in the
+ * forwards, instead of column ranges of the whole weights (in the forwards, G of them one after
+ * the other, each too narrow to hide the FMA latency; each half of every panel row).
+ * Forward, share s of nt (units [u0,u1), rf_units), from its start: its W_hh^T, (H, G*np) with
+ * gate g's units at columns [g*np, g*np + u1-u0) and zeros up to np, the share's width rounded
+ * up to vec; the step product's rows (B, G*np); the share of b_hh (G*np). Backward (bwd): its
+ * columns [u0,u1) of w_hh (GH,H), (GH, u1-u0), the B operand of its columns of dh.
+ * Against the column ranges, in-process A/B on Zen 5, float, 2 threads, B = 1, (T,I,H) =
  * (200,64,128), time new/old, same bits: inference LSTM 0.785, GRU 0.856, RNN 0.745; forward +
- * backward 0.871, 0.902, 0.975 (one row's product over 128 KB of the LSTM's W_hh^T: 1.0-1.1 us
- * as G ranges, 0.6-0.76 us packed so, 0.54-0.70 us merely to read those bytes from L2).
- * Elements of share s's part; the shares lie one after the other. */
+ * backward 0.871, 0.902, 0.975 with the forwards' parts alone, then 0.879, 0.881, 0.851 with
+ * the backwards' too (one row's product over 128 KB of the LSTM's W_hh^T: 1.0-1.1 us as G
+ * ranges, 0.6-0.76 us packed so, 0.54-0.70 us merely to read those bytes from L2). Elements of
+ * share s's part; the shares lie one after the other. */
 static inline int64_t rf_unit_share_len(int64_t B, int64_t H, int64_t G, int nt, int s,
-                                        int64_t vec) {
+                                        int64_t vec, int bwd) {
     int64_t u0, u1;
     rf_units(H, nt, s, vec, &u0, &u1);
+    if (bwd) return rf_pad(rf_packed_len(G * H, u1 - u0));
     const int64_t N = G * ((u1 - u0 + vec - 1) / vec * vec);
     return rf_pad(rf_packed_len(H, N)) + rf_pad(B * N) + rf_pad(N);
 }
 
-/* Forward workspace for the unit split's weights, enough for any thread count and either dtype
- * (vec 8 or 16); 0 when B rules the split out for every thread count. */
-static inline int64_t rf_fwd_units_extra(int64_t B, int64_t H, int64_t G) {
+/* Workspace for the unit split's weights, enough for any thread count and either dtype (vec 8
+ * or 16); 0 when B rules the split out for every thread count. */
+static inline int64_t rf_units_extra(int64_t B, int64_t H, int64_t G, int bwd) {
     int64_t most = 0;
     for (int64_t vec = 8; vec <= 16 && B < RF_UNITS_MAX_THREADS; vec += 8)
         for (int nt = 1; nt <= RF_UNITS_MAX_THREADS; nt++) {
             int64_t n = 0;
-            for (int s = 0; s < nt; s++) n += rf_unit_share_len(B, H, G, nt, s, vec);
+            for (int s = 0; s < nt; s++) n += rf_unit_share_len(B, H, G, nt, s, vec, bwd);
             if (n > most) most = n;
         }
     return most;

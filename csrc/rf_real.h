@@ -327,7 +327,7 @@ typedef struct {
 static inline RF_F(rf_unit_part) RF_F(rf_unit_at)(real *units, int64_t B, int64_t H, int64_t G,
                                                   int nt, int s) {
     RF_F(rf_unit_part) p;
-    for (int i = 0; i < s; i++) units += rf_unit_share_len(B, H, G, nt, i, RF_VEC);
+    for (int i = 0; i < s; i++) units += rf_unit_share_len(B, H, G, nt, i, RF_VEC, 0);
     rf_units(H, nt, s, RF_VEC, &p.u0, &p.u1);
     p.np = (p.u1 - p.u0 + RF_VEC - 1) / RF_VEC * RF_VEC;
     p.W = units;
@@ -417,14 +417,23 @@ static inline int64_t RF_F(rf_trial_step)(rf_trial *tr, int64_t t, real *h_n, co
     return rf_trial_top(tr, t, B, H, RF_VEC, b0, b1, u0, u1);
 }
 
+/* The unit split's backward part of thread tr->it (rf_unit_share_len with bwd): w_hh's columns
+ * of its units, [u0,u1), packed as a (GH, u1-u0) matrix of their own, written by that thread
+ * before its first step; its step syncs then bring the start of it into L1 while they wait. */
+static inline real *RF_F(rf_unit_bwd_at)(real *units, int64_t H, int64_t G, int nt, int s) {
+    for (int i = 0; i < s; i++) units += rf_unit_share_len(0, H, G, nt, i, RF_VEC, 1);
+    return units;
+}
+
 /* Backward: dh += da_t (B rows of GH) @ W_hh (packed (GH,H)): rows [b0,b1) (the batch split,
  * or thread 0 alone after the unit split's trial: all of them), or, the step split (tr->unit),
  * first the step sync (every thread's part of da_t is in), then its columns [u0,u1) of every
- * row. With `set` (the batch split only), dh = da_t @ W_hh instead, for a caller whose gate pass
- * left dh unzeroed: the same sums as zeroing it and adding. */
+ * row, on its part at `units` (rf_pack_units_bwd). With `set` (the batch split only), dh = da_t
+ * @ W_hh instead, for a caller whose gate pass left dh unzeroed: the same sums as zeroing it and
+ * adding. */
 static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh, int64_t B,
                                     int64_t H, int64_t GH, int64_t b0, int64_t b1, int64_t u0,
-                                    int64_t u1, int set, rf_trial *tr) {
+                                    int64_t u1, int set, rf_trial *tr, real *units) {
     if (!tr->unit) {
         if (set)
             RF_F(rf_mmp_set)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, NULL, dh + b0 * H,
@@ -432,8 +441,9 @@ static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh
         else RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, dh + b0 * H, H);
         return;
     }
-    rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
-    RF_F(rf_mmp_cols)(B, H, u0, u1 - u0, GH, da_t, GH, 1, w_hh, GH, dh + u0, H);
+    rf_step_sync_ahead(tr->f, tr->nt, tr->it, ++tr->s, tr->ahead, tr->ahead_len);
+    const real *W = RF_F(rf_unit_bwd_at)(units, H, GH / H, tr->nt, tr->it);
+    RF_F(rf_mmp)(B, u1 - u0, GH, da_t, GH, 1, W, GH, dh + u0, H);
 }
 
 /* dst[b, u0:u1] = src[b, u0:u1] for the B rows of H (the unit split's share of h_n). */
@@ -478,8 +488,9 @@ static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N
 }
 
 /* The small path's weights, packed once per call. Forward: W_ih^T (I,GH) then W_hh^T (H,GH) at w
- * (rf_fwd_small_extra elements; w_hh NULL, the unit split's rf_pack_units: no W_hh^T). Backward: w_hh (GH,H) then w_ih (GH,I), the B operands of dh
- * and dx, at w (the first rf_bwd_small_extra elements). */
+ * (rf_fwd_small_extra elements; w_hh NULL, the unit split's rf_pack_units: no W_hh^T).
+ * Backward: w_hh (GH,H) then w_ih (GH,I), the B operands of dh and dx, at w (the first
+ * rf_bwd_small_extra elements). */
 static inline void RF_F(rf_pack_fwd)(real *w, const real *w_ih, const real *w_hh, int64_t I,
                                      int64_t H, int64_t GH, const real **WiT, const real **WhT) {
     real *wh = w + rf_pad(rf_packed_len(I, GH));
@@ -494,6 +505,18 @@ static inline void RF_F(rf_pack_bwd)(real *w, const real *w_ih, const real *w_hh
     RF_F(rf_pack)(w, w_hh, GH, H, 0);
     RF_F(rf_pack)(wi, w_ih, GH, I, 0);
     *Whh = w; *Wih = wi;
+}
+
+/* Thread tr->it's backward part (rf_unit_bwd_at). */
+static inline void RF_F(rf_pack_units_bwd)(rf_trial *tr, real *units, const real *w_hh,
+                                           int64_t H, int64_t G) {
+    int64_t u0, u1;
+    rf_units(H, tr->nt, tr->it, RF_VEC, &u0, &u1);
+    real *W = RF_F(rf_unit_bwd_at)(units, H, G, tr->nt, tr->it);
+    RF_F(rf_pack_block)(W, G * H, w_hh + u0, H, 0, G * H, 0, u1 - u0, u1 - u0);
+    tr->ahead = (const char *)W;
+    tr->ahead_len = (int64_t)sizeof(real) * G * H * RF_F(rf_packed_ld)(u1 - u0);
+    if (tr->ahead_len > RF_AHEAD_BYTES) tr->ahead_len = RF_AHEAD_BYTES;
 }
 
 /* dst (C,R) = src (R,C)^T for contiguous matrices (rf_transpose_blocks, rf_mm.c). */

@@ -21,14 +21,14 @@ size_t rnnfast_rnn_forward_workspace(int64_t T, int64_t B, int64_t I, int64_t H)
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(H); /* alignment slack, bias sum */
     if (rf_small(T, B, 1, H)) /* packed weights, the unit split's h_t and h_{t-1} and parts */
-        n += rf_fwd_small_extra(I, H, H) + rf_pad(2 * B * H) + rf_fwd_units_extra(B, H, 1);
+        n += rf_fwd_small_extra(I, H, H) + rf_pad(2 * B * H) + rf_units_extra(B, H, 1, 0);
     return (size_t)n;
 }
 
 size_t rnnfast_rnn_backward_workspace(int64_t T, int64_t B, int64_t I, int64_t H) {
     if (!rf_sizes_ok(T, B, I, H, 1)) return SIZE_MAX;
     int64_t n = RF_PAD + rf_pad(T * B * H) + rf_pad(T * B); /* alignment slack, da, ones */
-    if (rf_small(T, B, 1, H)) n += rf_wgrad_small_len(T, B, I, H, H);
+    if (rf_small(T, B, 1, H)) n += rf_wgrad_small_len(T, B, I, H, H) + rf_units_extra(B, H, 1, 1);
     return (size_t)n;
 }
 
@@ -184,7 +184,8 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
 typedef struct {
     real *dh, *da;
     rf_steal *steal; /* batch split: row stealing, or NULL */
-    const real *dy, *y, *w_hh;
+    real *units; /* unit split: the threads' parts of w_src (rf_pack_units_bwd) */
+    const real *dy, *y, *w_hh, *w_src; /* w_hh packed; w_src the caller's */
     const int64_t *lengths;
     int64_t T, B, H;
     int relu;
@@ -240,13 +241,15 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
         RF_STEAL_STEPS(a->steal, nt, it, T, n, b0, b1, {
             RF_F(rnn_act_backward)(a, T - 1 - n, b0, b1, 0, H);
             RF_F(rf_step_dh)(a->dh, a->da + (T - 1 - n) * B * H, a->w_hh, B, H, H, b0, b1, 0,
-                             H, a->set, &tr);
+                             H, a->set, &tr, NULL);
         })
+    if (split) RF_F(rf_pack_units_bwd)(&tr, a->units, a->w_src, H, 1);
     for (int64_t t = T - 1; t >= 0 && split; t--) {
         if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(rnn_act_backward)(a, t, b0, b1, u0, u1);
         /* dh += da[t] @ W_hh: this thread's rows, or its columns [u0,u1) */
-        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1, 0, &tr);
+        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1, 0, &tr,
+                         a->units);
         rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
@@ -276,6 +279,8 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
     if (rf_small(T, B, 1, H)) {
         rf_pieces pieces;
         RF_F(rf_wgrad_small_init)(&w, w_ih, w_hh, &a.w_hh, &pieces);
+        a.units = w.dbp + 2 * rf_pad(B * H); /* after rf_wgrad_small_len */
+        a.w_src = w_hh;
         const int nu = rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real));
         /* Rows past their sequence's end keep dh as it is (rnn_act_backward): with lengths,
          * the pass zeroes dh and the product adds. Setting instead, (32,50,32,64) forward+
