@@ -255,8 +255,9 @@ static inline void rf_spin(long spins) {
 /* With `ahead`, while it waits, it brings up to `len` bytes from there (what the thread reads
  * first after the sync: the start of its next step product's weights) into L1, two cache lines
  * a round, rather than leave the core idle and have the product wait for them from L2.
- * The unit split's forwards, B = 1, (T,I,H) = (200,64,128), in-process A/B, 2 threads: LSTM
- * inference 0.923-0.976 with 24 KB (8 KB 0.964-0.976, 40 KB 0.961-0.973). */
+ * The unit split's steps (rf_trial_end, rf_step_dh in rf_real.h). B = 1, (T,I,H) =
+ * (200,64,128), in-process A/B, 2 threads, same bits: LSTM inference 0.923-0.981 with 24 KB (8
+ * KB 0.964-0.976, 40 KB 0.961-0.973), GRU 0.986, RNN 0.991. */
 #define RF_AHEAD_BYTES ((int64_t)24 << 10)
 static inline void rf_step_sync_ahead(rf_step_flag *f, int nt, int it, int64_t s,
                                       const char *ahead, int64_t len) {
@@ -496,8 +497,8 @@ static inline double rf_wtime(void) {
  * current step runs split (else thread 0 runs all of it, or this is the batch split), whether
  * thread 0 runs the rest alone (solo; the backwards), the first step of the current split phase
  * (the forwards: its h_{t-1} is in h_n), the syncs so far and the trial's length (0: none) and
- * timings; for the forwards' step syncs, what to bring into L1 while they wait
- * (rf_step_sync_ahead; none when NULL). */
+ * timings; what the step syncs bring into L1 while they wait (rf_trial_ahead; none when
+ * NULL). */
 typedef struct {
     rf_step_flag *f;
     int nt, it, unit, solo;
@@ -516,6 +517,13 @@ static inline rf_trial rf_trial_init(rf_step_flag *f, int nt, int it, int64_t T,
     tr.f = f; tr.nt = nt; tr.it = it; tr.unit = f != NULL;
     if (f && nt > 1 && T >= RF_TRIAL_MIN_T && tc0 > 2 * RF_TRIAL_STEPS) tr.k = RF_TRIAL_STEPS;
     return tr;
+}
+
+/* The step syncs' look-ahead (rf_step_sync_ahead): the first RF_AHEAD_BYTES of the `bytes` at p
+ * (the thread's part of the weights, which each step product reads from its start). */
+static inline void rf_trial_ahead(rf_trial *tr, const void *p, int64_t bytes) {
+    tr->ahead = (const char *)p;
+    tr->ahead_len = bytes < RF_AHEAD_BYTES ? bytes : RF_AHEAD_BYTES;
 }
 
 /* This thread's share of the current step (rf_share): its units when split, else all of it. */
@@ -802,15 +810,9 @@ void rf_mmp_set_f32(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda
 void rf_mmp_set_f64(int64_t M, int64_t N, int64_t K, const double *A, int64_t lda, int64_t acs,
                     const double *Bm, int64_t kp, const double *bias, double *C, int64_t ldc);
 
-/* rf_mmp on columns [c0, c0 + n) of a packed B of full width N: C (M,n) += A @ B[:, c0:c0+n]
- * (the unit split's products, rf_unit_threads). Same sums in the same order as rf_mmp. */
-void rf_mmp_cols_f32(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const float *A,
-                     int64_t lda, int64_t acs, const float *Bp, int64_t kp, float *C,
-                     int64_t ldc);
-void rf_mmp_cols_f64(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const double *A,
-                     int64_t lda, int64_t acs, const double *Bp, int64_t kp, double *C,
-                     int64_t ldc);
-/* rf_mmp_cols setting C: C (M,n) = bias + A @ B[:, c0:c0+n], bias a row of n (NULL: zeros). */
+/* rf_mmp_set on columns [c0, c0 + n) of a packed B of full width N: C (M,n) = bias + A @
+ * B[:, c0:c0+n], bias a row of n (NULL: zeros); the same sums in the same order as rf_mmp_set
+ * (the unit split's projections, rf_project_share in rf_real.h). */
 void rf_mmp_cols_set_f32(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const float *A,
                          int64_t lda, int64_t acs, const float *Bp, int64_t kp, const float *bias,
                          float *C, int64_t ldc);

@@ -626,7 +626,7 @@ RF_MMP(float, f32)
 RF_MMP(double, f64)
 
 /* Of columns [c0, c0 + n) of B in panels of np: how many lie before the first panel edge at or
- * after c0. rf_mmp_cols and rf_mm_pp run those as a piece of one panel (B with the panel's row
+ * after c0. rf_mmp_cols_set and rf_mm_pp run those as a piece of one panel (B with the panel's row
  * length, from the piece's first column), then the rest from that edge in one product (the
  * kernels' blocks start at panel edges there). */
 static inline int64_t cols_to_edge(int64_t np, int64_t c0, int64_t n) {
@@ -648,11 +648,6 @@ static void mmp_cols_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t 
     if (n > h)                                                                                  \
         rf_mmp_ld_##sfx(M, n - h, K, A, lda, acs, Bp + (c0 + h) / np * ps, ldb, ps, C + h, ldc, \
                         set, bias ? bias + h : NULL);                                           \
-}                                                                                               \
-void rf_mmp_cols_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const real *A,  \
-                       int64_t lda, int64_t acs, const real *Bp, int64_t kp, real *C,           \
-                       int64_t ldc) {                                                           \
-    mmp_cols_##sfx(M, N, c0, n, K, A, lda, acs, Bp, kp, C, ldc, 0, NULL);                       \
 }                                                                                               \
 void rf_mmp_cols_set_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K,             \
                            const real *A, int64_t lda, int64_t acs, const real *Bp, int64_t kp, \
@@ -705,7 +700,7 @@ RF_MM_PP_RUN(float, f32)
 RF_MM_PP_RUN(double, f64)
 
 /* Columns [c0, c0 + n) of a packed B of full width N, from its row at Bp (kp rows a panel),
- * split as rf_mmp_cols. */
+ * split as rf_mmp_cols_set. */
 #define RF_MM_PP(real, sfx)                                                                     \
 void rf_mm_pp_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K, const real *Ap,    \
                     const real *Bp, int64_t kp, real *C, int64_t ldc) {                         \

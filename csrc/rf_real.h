@@ -359,9 +359,7 @@ static inline void RF_F(rf_pack_units)(rf_trial *tr, real *units, const real *w_
             p.bias[g * p.np + j] = b_hh && j < n ? b_hh[g * H + p.u0 + j] : 0;
     }
     memset(p.rows, 0, (size_t)(B * N) * sizeof(real));
-    tr->ahead = (const char *)p.W;
-    tr->ahead_len = (int64_t)sizeof(real) * H * ld * ((N + np - 1) / np);
-    if (tr->ahead_len > RF_AHEAD_BYTES) tr->ahead_len = RF_AHEAD_BYTES;
+    rf_trial_ahead(tr, p.W, (int64_t)sizeof(real) * H * ld * ((N + np - 1) / np));
 }
 
 /* A step's recurrent product, C (B rows of G*H) += h (B rows of H) @ W_hh^T; or, with set,
@@ -514,9 +512,7 @@ static inline void RF_F(rf_pack_units_bwd)(rf_trial *tr, real *units, const real
     rf_units(H, tr->nt, tr->it, RF_VEC, &u0, &u1);
     real *W = RF_F(rf_unit_bwd_at)(units, H, G, tr->nt, tr->it);
     RF_F(rf_pack_block)(W, G * H, w_hh + u0, H, 0, G * H, 0, u1 - u0, u1 - u0);
-    tr->ahead = (const char *)W;
-    tr->ahead_len = (int64_t)sizeof(real) * G * H * RF_F(rf_packed_ld)(u1 - u0);
-    if (tr->ahead_len > RF_AHEAD_BYTES) tr->ahead_len = RF_AHEAD_BYTES;
+    rf_trial_ahead(tr, W, (int64_t)sizeof(real) * G * H * RF_F(rf_packed_ld)(u1 - u0));
 }
 
 /* dst (C,R) = src (R,C)^T for contiguous matrices (rf_transpose_blocks, rf_mm.c). */

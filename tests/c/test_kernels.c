@@ -474,7 +474,8 @@ static void check_rnn_null_dy(int64_t T, int64_t B, int64_t I, int64_t H) {
 }
 
 /* The internal product that sets C (rf_mmp_set, rf_mmp_cols_set; rf_common.h) against filling C
- * and adding (rf_mmp, rf_mmp_cols): the same bits, with a bias row and with zeros (NULL), K = 0
+ * and adding (rf_mmp; for columns [c0, N), all N columns of it, then those compared): the same
+ * bits, with a bias row and with zeros (NULL), K = 0
  * (C = the bias), row counts on both sides of the tiles' 4 and column counts around the vector
  * widths, across panel edges (128 columns for AVX-512) and past a column block (RF_TNC_AVX2 =
  * 256, RF_TNC = 512); k beyond one k block (RF_TKC = 256); C's columns past n stay untouched. */
@@ -495,21 +496,22 @@ static void check_rnn_null_dy(int64_t T, int64_t B, int64_t I, int64_t H) {
                         const int64_t M = Ms[mi], N = Ns[ni], K = Ks[ki];                       \
                         const int64_t np = rf_np_##sfx(), ld = rf_packed_ld_##sfx(N);           \
                         const real *b = opt & 1 ? bias : NULL;                                  \
-                        const int cols = opt >> 1; /* columns [c0, N) of rf_mmp_cols */         \
+                        const int cols = opt >> 1; /* columns [c0, N): rf_mmp_cols_set */      \
                         const int64_t c0 = cols ? N / 3 : 0, n = N - c0;                        \
                         for (int64_t k = 0; k < K; k++) /* B (K,N) packed, element k+j */       \
                             for (int64_t j = 0; j < N; j++)                                     \
                                 Bp[j / np * K * ld + k * ld + j % np] = (real)(k - j) / 64;     \
                         for (int i = 0; i < MX * LDC; i++) C1[i] = C2[i] = -7;                  \
-                        for (int64_t i = 0; i < M; i++)                                         \
-                            for (int64_t j = 0; j < n; j++) C1[i * LDC + j] = b ? b[j] : 0;     \
-                        if (cols) {                                                             \
-                            rf_mmp_cols_##sfx(M, N, c0, n, K, A, KX, 1, Bp, K, C1, LDC);        \
+                        for (int64_t i = 0; i < M; i++) /* C1[:, c0:N] = b, the rest -7 */     \
+                            for (int64_t j = 0; j < n; j++) C1[i * LDC + c0 + j] = b ? b[j] : 0; \
+                        rf_mmp_##sfx(M, N, K, A, KX, 1, Bp, K, C1, LDC);                        \
+                        for (int64_t i = 0; cols && i < M; i++) /* its columns [c0, N) */      \
+                            memmove(C1 + i * LDC, C1 + i * LDC + c0, sizeof(real) * (size_t)n); \
+                        for (int64_t i = 0; i < M; i++) /* and -7 past them, as in C2 */        \
+                            for (int64_t j = n; j < LDC; j++) C1[i * LDC + j] = -7;             \
+                        if (cols)                                                               \
                             rf_mmp_cols_set_##sfx(M, N, c0, n, K, A, KX, 1, Bp, K, b, C2, LDC); \
-                        } else {                                                                \
-                            rf_mmp_##sfx(M, N, K, A, KX, 1, Bp, K, C1, LDC);                    \
-                            rf_mmp_set_##sfx(M, N, K, A, KX, 1, Bp, K, b, C2, LDC);             \
-                        }                                                                       \
+                        else rf_mmp_set_##sfx(M, N, K, A, KX, 1, Bp, K, b, C2, LDC);            \
                         CHECK(!memcmp(C1, C2, sizeof(real) * MX * LDC),                         \
                               #sfx " mmp set M=%d N=%d K=%d bias=%d cols=%d: not the same\n",   \
                               (int)M, (int)N, (int)K, opt & 1, cols);                           \
