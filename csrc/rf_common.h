@@ -704,9 +704,15 @@ static inline int64_t rf_packed_ld(int64_t N, int64_t np, int64_t line) {
 static inline int64_t rf_packed_ld_f32(int64_t N) { return rf_packed_ld(N, rf_np_f32(), 16); }
 static inline int64_t rf_packed_ld_f64(int64_t N) { return rf_packed_ld(N, rf_np_f64(), 8); }
 
-/* Elements of a packed (K,N) matrix for either dtype (at most panels of the wider RF_NP_F32). */
+/* Elements of a packed (K,N) matrix for either dtype and instruction set: up to 64 columns,
+ * rows of whole cache lines of floats (one panel of AVX-512's, or AVX2's panels of 16 floats or
+ * 8 doubles); wider, whole panels of the widest, RF_NP_F32. */
+_Static_assert(RF_NP_F32 >= 64 && RF_NP_F64 >= 64 && 16 % RF_NP_AVX2_F32 == 0 &&
+                   16 % RF_NP_AVX2_F64 == 0,
+               "rf_packed_len: up to 64 columns, one AVX-512 panel or AVX2 panels within 16");
 static inline int64_t rf_packed_len(int64_t K, int64_t N) {
-    return K * ((N + RF_NP_F32 - 1) / RF_NP_F32 * RF_NP_F32);
+    const int64_t w = N <= 64 ? 16 : RF_NP_F32;
+    return K * ((N + w - 1) / w * w);
 }
 
 /* Forward workspace of the small path for its weights: W_ih^T (I,GH) and W_hh^T (H,GH) packed

@@ -281,7 +281,7 @@ _Static_assert(RF_TNC % RF_NP_F32 == 0 && RF_TNC % RF_NP_F64 == 0 &&
                    RF_TNC_AVX2 % RF_NP_AVX2_F32 == 0 && RF_TNC_AVX2 / 2 % RF_NP_AVX2_F64 == 0,
                "column blocks (RF_TNC, RF_TNC_AVX2) must be whole panels");
 /* A tile's strip is 2 vectors at a panel's edge; a packed matrix's length (rf_packed_len) is
- * counted in panels of RF_NP_F32. */
+ * counted in panels of RF_NP_F32 (up to 64 columns, in 16s). */
 _Static_assert(RF_NP_AVX2_F32 % 16 == 0 && RF_NP_AVX2_F64 % 8 == 0 &&
                    RF_NP_F32 % RF_NP_AVX2_F32 == 0 && RF_NP_F32 % RF_NP_AVX2_F64 == 0,
                "AVX2 panels: whole tile strips, dividing RF_NP_F32");
