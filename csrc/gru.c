@@ -134,7 +134,8 @@ static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, rf_step_flag *f, int
     rf_trial tr = rf_trial_init(f, nt, it, T, a->Tc);
     int64_t b0, b1, u0, u1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
-    if (tr.unit) RF_F(rf_pack_units)(&tr, a->units, a->w_hh, a->b_hh, B, H, 3);
+    RF_F(rf_unit_part) parts[RF_UNITS_MAX_THREADS];
+    if (tr.unit) RF_F(rf_pack_units)(&tr, parts, a->units, a->w_hh, a->b_hh, B, H, 3);
     for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
         const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
         real *P = RF_F(gru_chunk)(a, t0), *h;
@@ -146,7 +147,7 @@ static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, rf_step_flag *f, int
                 return;
             RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
             /* hh = b_hh + h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, &tr, a->units, b0, b1, 1,
+            RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, &tr, parts, b0, b1, 1,
                                   a->b_hh);
             RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1, u0, u1, h, hp);
             rf_trial_end(&tr, t);
@@ -213,8 +214,9 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
 
 typedef struct {
     real *dh, *da_in, *da_hh;
-    real *units; /* unit split: the threads' parts of w_src (rf_pack_units_bwd) */
-    const real *dy, *gates, *hn_all, *y, *h0, *w_hh, *w_src; /* w_hh packed; w_src the caller's */
+    real *units; /* unit split: the threads' parts of w_hh (rf_pack_units_bwd) */
+    const real *dy, *gates, *hn_all, *y, *h0;
+    const real *w_hh; /* packed; the unit split's: the caller's */
     const int64_t *lengths;
     int64_t T, B, H;
 } RF_F(gru_bwd);
@@ -282,13 +284,13 @@ static void RF_F(gru_backward_small)(const RF_F(gru_bwd) *a, const RF_F(rf_wgrad
     rf_trial tr = rf_trial_init(f, nt, it, T, T);
     int64_t b0, b1, u0, u1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
-    if (tr.unit) RF_F(rf_pack_units_bwd)(&tr, a->units, a->w_src, H, 3);
+    RF_F(rf_unit_part) parts[RF_UNITS_MAX_THREADS];
+    if (tr.unit) RF_F(rf_pack_units_bwd)(&tr, parts, a->units, a->w_hh, H, 3);
     for (int64_t t = T - 1; t >= 0; t--) {
         if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(gru_gates_backward)(a, t, b0, b1, u0, u1);
         /* dh += da_hh[t] (.,3H) @ w_hh (3H,H): this thread's rows, or its columns [u0,u1) */
-        RF_F(rf_step_dh)(a->dh, a->da_hh + t * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1, 0,
-                         &tr, a->units);
+        RF_F(rf_step_dh)(a->dh, a->da_hh + t * B * GH, a->w_hh, B, H, GH, b0, b1, 0, &tr, parts);
         rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
@@ -317,10 +319,9 @@ RF_DEFINE(RNNFAST_GRU_BACKWARD, real, RF_SFX) {
 
     if (rf_small(T, B, 3, H)) {
         rf_pieces pieces;
-        RF_F(rf_wgrad_small_init)(&w, w_ih, w_hh, &a.w_hh, &pieces);
-        a.units = w.dbp + 2 * rf_pad(B * GH); /* after rf_wgrad_small_len */
-        a.w_src = w_hh;
         const int nu = rf_unit_threads(n_threads, B, 3, H, RF_VEC, (int64_t)sizeof(real));
+        RF_F(rf_wgrad_small_init)(&w, w_ih, nu ? NULL : w_hh, &a.w_hh, &pieces);
+        a.units = w.dbp + 2 * rf_pad(B * GH); /* after rf_wgrad_small_len */
         if (nu) RF_RUN_UNITS(nu, RF_F(gru_backward_small), &a, &w);
         else /* the weight phase splits I+H rows */
             RF_RUN_THREADS(rf_threads(n_threads, I + H), RF_F(gru_backward_small), &a, &w, NULL);

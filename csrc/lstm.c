@@ -155,7 +155,8 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, i
     rf_trial tr = rf_trial_init(f, nt, it, T, a->Tc);
     int64_t b0, b1, u0, u1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
-    if (tr.unit) RF_F(rf_pack_units)(&tr, a->units, a->w_hh, NULL, B, H, 4);
+    RF_F(rf_unit_part) parts[RF_UNITS_MAX_THREADS];
+    if (tr.unit) RF_F(rf_pack_units)(&tr, parts, a->units, a->w_hh, NULL, B, H, 4);
     for (int64_t t0 = 0; t0 < T; t0 += a->Tc) {
         const int64_t tc = a->Tc < T - t0 ? a->Tc : T - t0;
         real *P = RF_F(lstm_chunk)(a, t0), *h;
@@ -168,7 +169,7 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, i
             real *P_t = P + (t - t0) * B * GH;
             RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
             /* P_t += h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, &tr, a->units, b0, b1, 0, NULL);
+            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, &tr, parts, b0, b1, 0, NULL);
             RF_F(lstm_gates_forward)(a, t, P_t, b0, b1, u0, u1, h, hp);
             rf_trial_end(&tr, t);
         }
@@ -239,8 +240,8 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
 
 typedef struct {
     real *dh, *dc, *da;   /* running dh, dc (in dh0, dc0); da (Tc,B,4H): step t at t % Tc */
-    real *units;          /* unit split: the threads' parts of w_src (rf_pack_units_bwd) */
-    const real *dy, *gates, *c_all, *c0, *w_hh, *w_src; /* w_hh packed; w_src the caller's */
+    real *units;          /* unit split: the threads' parts of w_hh (rf_pack_units_bwd) */
+    const real *dy, *gates, *c_all, *c0, *w_hh; /* w_hh: packed, the unit split's the caller's */
     const int64_t *lengths;
     int64_t T, B, H, Tc;
 } RF_F(lstm_bwd);
@@ -327,7 +328,8 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
     rf_trial tr = rf_trial_init(f, nt, it, T, T - (T - 1) / Tc * Tc); /* the last chunk first */
     int64_t b0, b1, u0, u1, j0, j1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
-    if (tr.unit) RF_F(rf_pack_units_bwd)(&tr, a->units, a->w_src, H, 4);
+    RF_F(rf_unit_part) parts[RF_UNITS_MAX_THREADS];
+    if (tr.unit) RF_F(rf_pack_units_bwd)(&tr, parts, a->units, a->w_hh, H, 4);
     rf_slice_cols(GH, nt, it, &j0, &j1);
     for (int64_t t1 = T; t1 > 0;) {
         const int64_t t0 = (t1 - 1) / Tc * Tc;
@@ -335,8 +337,8 @@ static void RF_F(lstm_backward_small)(const RF_F(lstm_bwd) *a, const RF_F(rf_wgr
             if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
             RF_F(lstm_gates_backward)(a, t, b0, b1, u0, u1);
             /* dh += da[t] (.,4H) @ w_hh (4H,H): this thread's rows, or its columns [u0,u1) */
-            RF_F(rf_step_dh)(a->dh, a->da + (t - t0) * B * GH, a->w_hh, B, H, GH, b0, b1, u0, u1,
-                             0, &tr, a->units);
+            RF_F(rf_step_dh)(a->dh, a->da + (t - t0) * B * GH, a->w_hh, B, H, GH, b0, b1, 0, &tr,
+                             parts);
             rf_trial_time(&tr, T - 1 - t);
         }
         if (tr.solo) rf_barrier(nt); /* thread 0 ran the last steps alone: they are in */
@@ -369,11 +371,13 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
     a.c0 = c0; a.w_hh = w_hh; a.lengths = lengths; a.T = T; a.B = B; a.H = H; a.Tc = T;
     RF_F(rf_wgrad) w = {dx, dw_ih, dw_hh, db_ih, db_hh, a.da, a.da, x, h0, y, w_ih,
                         w0 + rf_pad(TB * GH), T, B, I, H, GH};
-    if (rf_small(T, B, 4, H)) { /* one chunk of gate gradients, packed weights, dW^T */
+    const int small = rf_small(T, B, 4, H);
+    const int nu = small ? rf_unit_threads(n_threads, B, 4, H, RF_VEC, (int64_t)sizeof(real)) : 0;
+    if (small) { /* one chunk of gate gradients, packed weights, dW^T, the unit split's parts */
         a.Tc = rf_bwd_chunk_steps(T, B, GH);
         real *ws = w0 + rf_pad(a.Tc * B * GH);
         w.ones = NULL;
-        RF_F(rf_pack_bwd)(ws, w_ih, w_hh, I, H, GH, &a.w_hh, &w.w_ih);
+        RF_F(rf_pack_bwd)(ws, w_ih, nu ? NULL : w_hh, I, H, GH, &a.w_hh, &w.w_ih);
         w.tw = ws; /* free once the products are done */
         a.units = ws + rf_bwd_small_extra(I, H, GH);
         if (rf_chunk_packed_used(GH, (int64_t)sizeof(real))) {
@@ -381,13 +385,11 @@ RF_DEFINE(RNNFAST_LSTM_BACKWARD, real, RF_SFX) {
             w.pa = w.pk + rf_pad(rf_packed_len(a.Tc * B, GH));
             a.units = w.pa + rf_pad((I + H) * a.Tc * B);
         }
-        a.w_src = w_hh;
     }
     RF_F(rf_copy_or_zero)(dh0, dh_n, B * H);
     RF_F(rf_copy_or_zero)(dc0, dc_n, B * H);
 
-    if (rf_small(T, B, 4, H)) {
-        const int nu = rf_unit_threads(n_threads, B, 4, H, RF_VEC, (int64_t)sizeof(real));
+    if (small) {
         if (nu) RF_RUN_UNITS(nu, RF_F(lstm_backward_small), &a, &w);
         else /* the weight phase splits GH columns */
             RF_RUN_THREADS(rf_threads(n_threads, GH), RF_F(lstm_backward_small), &a, &w, NULL);

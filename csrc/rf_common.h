@@ -526,6 +526,13 @@ static inline void rf_trial_ahead(rf_trial *tr, const void *p, int64_t bytes) {
     tr->ahead_len = bytes < RF_AHEAD_BYTES ? bytes : RF_AHEAD_BYTES;
 }
 
+/* The unit split's shares of units [*s0,*s1) this thread runs at the current step: its own when
+ * split; all of them for thread 0 alone after the trial. */
+static inline void rf_trial_shares(const rf_trial *tr, int *s0, int *s1) {
+    *s0 = tr->unit ? tr->it : 0;
+    *s1 = tr->unit ? tr->it + 1 : tr->nt;
+}
+
 /* This thread's share of the current step (rf_share): its units when split, else all of it. */
 static inline void rf_trial_share(const rf_trial *tr, int64_t B, int64_t H, int64_t vec,
                                   int64_t *b0, int64_t *b1, int64_t *u0, int64_t *u1) {

@@ -634,25 +634,20 @@ static inline int64_t cols_to_edge(int64_t np, int64_t c0, int64_t n) {
     return h < n ? h : n;
 }
 
-/* Columns [c0, c0 + n) of a packed B of full width N (kp rows a panel); set and bias (a row of
- * n) as RF_MM_DISPATCH's set and c0. */
+/* C = bias + A @ B on columns [c0, c0 + n) of a packed B of full width N (kp rows a panel; bias a
+ * row of n, NULL: zeros). */
 #define RF_MMP_COLS(real, sfx)                                                                  \
-static void mmp_cols_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K,              \
-                           const real *A, int64_t lda, int64_t acs, const real *Bp, int64_t kp, \
-                           real *C, int64_t ldc, int set, const real *bias) {                   \
-    const int64_t np = rf_np_##sfx(), ldb = rf_packed_ld_##sfx(N), ps = kp * ldb;               \
-    const int64_t h = cols_to_edge(np, c0, n);                                                  \
-    if (h > 0)                                                                                  \
-        rf_mmp_ld_##sfx(M, h, K, A, lda, acs, Bp + c0 / np * ps + c0 % np, ldb, ps, C, ldc,     \
-                        set, bias);                                                             \
-    if (n > h)                                                                                  \
-        rf_mmp_ld_##sfx(M, n - h, K, A, lda, acs, Bp + (c0 + h) / np * ps, ldb, ps, C + h, ldc, \
-                        set, bias ? bias + h : NULL);                                           \
-}                                                                                               \
 void rf_mmp_cols_set_##sfx(int64_t M, int64_t N, int64_t c0, int64_t n, int64_t K,             \
                            const real *A, int64_t lda, int64_t acs, const real *Bp, int64_t kp, \
                            const real *bias, real *C, int64_t ldc) {                            \
-    mmp_cols_##sfx(M, N, c0, n, K, A, lda, acs, Bp, kp, C, ldc, 1, bias);                       \
+    const int64_t np = rf_np_##sfx(), ldb = rf_packed_ld_##sfx(N), ps = kp * ldb;               \
+    const int64_t h = cols_to_edge(np, c0, n);                                                  \
+    if (h > 0)                                                                                  \
+        rf_mmp_ld_##sfx(M, h, K, A, lda, acs, Bp + c0 / np * ps + c0 % np, ldb, ps, C, ldc, 1,  \
+                        bias);                                                                  \
+    if (n > h)                                                                                  \
+        rf_mmp_ld_##sfx(M, n - h, K, A, lda, acs, Bp + (c0 + h) / np * ps, ldb, ps, C + h, ldc, \
+                        1, bias ? bias + h : NULL);                                             \
 }
 RF_MMP_COLS(float, f32)
 RF_MMP_COLS(double, f64)

@@ -317,33 +317,39 @@ static inline void RF_F(rf_project_share)(real *P, int64_t ldp, const real *x, i
                               g * H + u1, bias);
 }
 
-/* The unit split's part for share s of nt (rf_unit_share_len): its packed W_hh^T, its rows of
- * the step product, its b_hh, its units [u0,u1) and their width rounded up to vec, np. */
+/* The unit split's part of share s (rf_unit_share_len): its packed weights W (forward: W_hh^T's
+ * columns of its units, (H, G*np); backward: w_hh's, (GH, u1-u0)), in the forward its rows of
+ * the step product and its b_hh; its units [u0,u1) and their width rounded up to vec, np. */
 typedef struct {
     real *W, *rows, *bias;
     int64_t u0, u1, np;
 } RF_F(rf_unit_part);
 
-static inline RF_F(rf_unit_part) RF_F(rf_unit_at)(real *units, int64_t B, int64_t H, int64_t G,
-                                                  int nt, int s) {
-    RF_F(rf_unit_part) p;
-    for (int i = 0; i < s; i++) units += rf_unit_share_len(B, H, G, nt, i, RF_VEC, 0);
-    rf_units(H, nt, s, RF_VEC, &p.u0, &p.u1);
-    p.np = (p.u1 - p.u0 + RF_VEC - 1) / RF_VEC * RF_VEC;
-    p.W = units;
-    p.rows = p.W + rf_pad(rf_packed_len(H, G * p.np));
-    p.bias = p.rows + rf_pad(B * G * p.np);
-    return p;
+/* Every share's part of nt at `units` (bwd: the backward's), worked out once per call. */
+static inline void RF_F(rf_unit_parts)(RF_F(rf_unit_part) *parts, real *units, int64_t B,
+                                       int64_t H, int64_t G, int nt, int bwd) {
+    for (int s = 0; s < nt; s++) {
+        RF_F(rf_unit_part) *p = parts + s;
+        rf_units(H, nt, s, RF_VEC, &p->u0, &p->u1);
+        p->np = (p->u1 - p->u0 + RF_VEC - 1) / RF_VEC * RF_VEC;
+        p->W = units;
+        p->rows = bwd ? NULL : p->W + rf_pad(rf_packed_len(H, G * p->np));
+        p->bias = bwd ? NULL : p->rows + rf_pad(B * G * p->np);
+        units += rf_unit_share_len(B, H, G, nt, s, RF_VEC, bwd);
+    }
 }
 
-/* Thread tr->it's part, written by that thread before its first step (b_hh NULL: zeros):
- * W_hh^T's columns of its units gate by gate, in pieces that stay within a panel, and zeros in
- * each gate's padding (within one panel: np and the panels are whole vectors); its rows zeroed
- * (their padding columns are summed but never read). Its step syncs then bring the start of
- * that W_hh^T into L1 while they wait (rf_step_sync_ahead). */
-static inline void RF_F(rf_pack_units)(rf_trial *tr, real *units, const real *w_hh,
-                                       const real *b_hh, int64_t B, int64_t H, int64_t G) {
-    const RF_F(rf_unit_part) p = RF_F(rf_unit_at)(units, B, H, G, tr->nt, tr->it);
+/* The forwards' parts at `units` into parts[], and thread tr->it's part written, by that thread
+ * before its first step (b_hh NULL: zeros): W_hh^T's columns of its units gate by gate, in
+ * pieces that stay within a panel, and zeros in each gate's padding (within one panel: np and
+ * the panels are whole vectors); its rows zeroed (their padding columns are summed but never
+ * read). Its step syncs then bring the start of that W_hh^T into L1 while they wait
+ * (rf_step_sync_ahead). */
+static inline void RF_F(rf_pack_units)(rf_trial *tr, RF_F(rf_unit_part) *parts, real *units,
+                                       const real *w_hh, const real *b_hh, int64_t B, int64_t H,
+                                       int64_t G) {
+    RF_F(rf_unit_parts)(parts, units, B, H, G, tr->nt, 0);
+    const RF_F(rf_unit_part) p = parts[tr->it];
     const int64_t n = p.u1 - p.u0, N = G * p.np, np = RF_F(rf_np)(), ld = RF_F(rf_packed_ld)(N);
     for (int64_t g = 0; g < G; g++) {
         for (int64_t j = 0, m; j < n; j += m) { /* columns c.. of panel c / np */
@@ -364,15 +370,14 @@ static inline void RF_F(rf_pack_units)(rf_trial *tr, real *units, const real *w_
 
 /* A step's recurrent product, C (B rows of G*H) += h (B rows of H) @ W_hh^T; or, with set,
  * C = bias (a row of G*H; NULL: zeros) + h @ W_hh^T. Without the unit split (tr NULL, or no step
- * counters): rows [b0,b1), on WT, W_hh^T packed whole. Split (rf_trial): shares [s0,s1) of units
- * (a thread's own; thread 0 alone after the trial: all of them), each through its part at
- * `units` (rf_pack_units): C's columns of its units gathered into its rows (unless set), one
- * product over its packed W_hh^T (with set, its b_hh), scattered back. Same sums in the same
- * order either way. */
+ * counters): rows [b0,b1), on WT, W_hh^T packed whole. Split (rf_trial): its shares of units
+ * (rf_trial_shares), each through its part (rf_pack_units): C's columns of its units gathered
+ * into its rows (unless set), one product over its packed W_hh^T (with set, its b_hh),
+ * scattered back. Same sums in the same order either way. */
 static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, int64_t B,
                                          int64_t H, const real *WT, int64_t G, const rf_trial *tr,
-                                         real *units, int64_t b0, int64_t b1, int set,
-                                         const real *bias) {
+                                         const RF_F(rf_unit_part) *parts, int64_t b0, int64_t b1,
+                                         int set, const real *bias) {
     if (!tr || !tr->f) {
         if (set)
             RF_F(rf_mmp_set)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, bias, C + b0 * ldc,
@@ -380,9 +385,10 @@ static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, in
         else RF_F(rf_mmp)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, C + b0 * ldc, ldc);
         return;
     }
-    const int s1 = tr->unit ? tr->it + 1 : tr->nt;
-    for (int s = tr->unit ? tr->it : 0; s < s1; s++) {
-        const RF_F(rf_unit_part) p = RF_F(rf_unit_at)(units, B, H, G, tr->nt, s);
+    int s0, s1;
+    rf_trial_shares(tr, &s0, &s1);
+    for (int s = s0; s < s1; s++) {
+        const RF_F(rf_unit_part) p = parts[s];
         const int64_t N = G * p.np;
         const size_t len = (size_t)(p.u1 - p.u0) * sizeof(real);
         for (int64_t i = 0; !set && i < B * G; i++)
@@ -415,33 +421,27 @@ static inline int64_t RF_F(rf_trial_step)(rf_trial *tr, int64_t t, real *h_n, co
     return rf_trial_top(tr, t, B, H, RF_VEC, b0, b1, u0, u1);
 }
 
-/* The unit split's backward part of thread tr->it (rf_unit_share_len with bwd): w_hh's columns
- * of its units, [u0,u1), packed as a (GH, u1-u0) matrix of their own, written by that thread
- * before its first step; its step syncs then bring the start of it into L1 while they wait. */
-static inline real *RF_F(rf_unit_bwd_at)(real *units, int64_t H, int64_t G, int nt, int s) {
-    for (int i = 0; i < s; i++) units += rf_unit_share_len(0, H, G, nt, i, RF_VEC, 1);
-    return units;
-}
-
-/* Backward: dh += da_t (B rows of GH) @ W_hh (packed (GH,H)): rows [b0,b1) (the batch split,
- * or thread 0 alone after the unit split's trial: all of them), or, the step split (tr->unit),
- * first the step sync (every thread's part of da_t is in), then its columns [u0,u1) of every
- * row, on its part at `units` (rf_pack_units_bwd). With `set` (the batch split only), dh = da_t
- * @ W_hh instead, for a caller whose gate pass left dh unzeroed: the same sums as zeroing it and
- * adding. */
+/* Backward: dh += da_t (B rows of GH) @ W_hh: without the unit split (no step counters), rows
+ * [b0,b1) on w_hh packed (GH,H); with `set`, dh = da_t @ W_hh instead, for a caller whose gate
+ * pass left dh unzeroed: the same sums as zeroing it and adding. Split (rf_trial): after the
+ * step sync when the step runs split (every thread's part of da_t is in), its shares' columns
+ * of every row (rf_trial_shares), each on its part (rf_pack_units_bwd). */
 static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh, int64_t B,
-                                    int64_t H, int64_t GH, int64_t b0, int64_t b1, int64_t u0,
-                                    int64_t u1, int set, rf_trial *tr, real *units) {
-    if (!tr->unit) {
+                                    int64_t H, int64_t GH, int64_t b0, int64_t b1, int set,
+                                    rf_trial *tr, const RF_F(rf_unit_part) *parts) {
+    if (!tr->f) {
         if (set)
             RF_F(rf_mmp_set)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, NULL, dh + b0 * H,
                              H);
         else RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, dh + b0 * H, H);
         return;
     }
-    rf_step_sync_ahead(tr->f, tr->nt, tr->it, ++tr->s, tr->ahead, tr->ahead_len);
-    const real *W = RF_F(rf_unit_bwd_at)(units, H, GH / H, tr->nt, tr->it);
-    RF_F(rf_mmp)(B, u1 - u0, GH, da_t, GH, 1, W, GH, dh + u0, H);
+    if (tr->unit) rf_step_sync_ahead(tr->f, tr->nt, tr->it, ++tr->s, tr->ahead, tr->ahead_len);
+    int s0, s1;
+    rf_trial_shares(tr, &s0, &s1);
+    for (int s = s0; s < s1; s++)
+        RF_F(rf_mmp)(B, parts[s].u1 - parts[s].u0, GH, da_t, GH, 1, parts[s].W, GH,
+                     dh + parts[s].u0, H);
 }
 
 /* dst[b, u0:u1] = src[b, u0:u1] for the B rows of H (the unit split's share of h_n). */
@@ -486,33 +486,42 @@ static inline void RF_F(rf_pack)(real *Bp, const real *src, int64_t K, int64_t N
 }
 
 /* The small path's weights, packed once per call. Forward: W_ih^T (I,GH) then W_hh^T (H,GH) at w
- * (rf_fwd_small_extra elements; w_hh NULL, the unit split's rf_pack_units: no W_hh^T).
- * Backward: w_hh (GH,H) then w_ih (GH,I), the B operands of dh and dx, at w (the first
- * rf_bwd_small_extra elements). */
+ * (rf_fwd_small_extra elements). Backward: w_hh (GH,H) then w_ih (GH,I), the B operands of dh
+ * and dx, at w (the first rf_bwd_small_extra elements). With w_hh NULL (the unit split, whose
+ * threads pack their parts of it: rf_pack_units, rf_pack_units_bwd), *WhT / *Whh are left as
+ * they are. */
 static inline void RF_F(rf_pack_fwd)(real *w, const real *w_ih, const real *w_hh, int64_t I,
                                      int64_t H, int64_t GH, const real **WiT, const real **WhT) {
     real *wh = w + rf_pad(rf_packed_len(I, GH));
     RF_F(rf_pack)(w, w_ih, I, GH, 1);
-    if (w_hh) RF_F(rf_pack)(wh, w_hh, H, GH, 1);
-    *WiT = w; *WhT = w_hh ? wh : NULL;
+    *WiT = w;
+    if (w_hh) {
+        RF_F(rf_pack)(wh, w_hh, H, GH, 1);
+        *WhT = wh;
+    }
 }
 
 static inline void RF_F(rf_pack_bwd)(real *w, const real *w_ih, const real *w_hh, int64_t I,
                                      int64_t H, int64_t GH, const real **Whh, const real **Wih) {
     real *wi = w + rf_pad(rf_packed_len(GH, H));
-    RF_F(rf_pack)(w, w_hh, GH, H, 0);
     RF_F(rf_pack)(wi, w_ih, GH, I, 0);
-    *Whh = w; *Wih = wi;
+    *Wih = wi;
+    if (w_hh) {
+        RF_F(rf_pack)(w, w_hh, GH, H, 0);
+        *Whh = w;
+    }
 }
 
-/* Thread tr->it's backward part (rf_unit_bwd_at). */
-static inline void RF_F(rf_pack_units_bwd)(rf_trial *tr, real *units, const real *w_hh,
-                                           int64_t H, int64_t G) {
-    int64_t u0, u1;
-    rf_units(H, tr->nt, tr->it, RF_VEC, &u0, &u1);
-    real *W = RF_F(rf_unit_bwd_at)(units, H, G, tr->nt, tr->it);
-    RF_F(rf_pack_block)(W, G * H, w_hh + u0, H, 0, G * H, 0, u1 - u0, u1 - u0);
-    rf_trial_ahead(tr, W, (int64_t)sizeof(real) * G * H * RF_F(rf_packed_ld)(u1 - u0));
+/* The backwards' parts at `units` into parts[], and thread tr->it's written by that thread
+ * before its first step: w_hh's (GH,H) columns of its units as a packed (GH, u1-u0) matrix; its
+ * step syncs then bring the start of it into L1 while they wait. */
+static inline void RF_F(rf_pack_units_bwd)(rf_trial *tr, RF_F(rf_unit_part) *parts, real *units,
+                                           const real *w_hh, int64_t H, int64_t G) {
+    RF_F(rf_unit_parts)(parts, units, 0, H, G, tr->nt, 1);
+    const RF_F(rf_unit_part) p = parts[tr->it];
+    const int64_t n = p.u1 - p.u0;
+    RF_F(rf_pack_block)(p.W, G * H, w_hh + p.u0, H, 0, G * H, 0, n, n);
+    rf_trial_ahead(tr, p.W, (int64_t)sizeof(real) * G * H * RF_F(rf_packed_ld)(n));
 }
 
 /* dst (C,R) = src (R,C)^T for contiguous matrices (rf_transpose_blocks, rf_mm.c). */
@@ -554,8 +563,9 @@ typedef struct {
 } RF_F(rf_wgrad);
 
 /* The RNN's and GRU's small path: lay out the workspace after w->ones (rf_wgrad_small_len), pack
- * the weights' B operands (w_hh's into *whh_packed, w_ih's into w->w_ih) and give the threads
- * their zeroed counters (pieces, which must live as long as the OpenMP region). */
+ * the weights' B operands (w_hh's into *whh_packed, w_ih's into w->w_ih; w_hh NULL, the unit
+ * split's: *whh_packed left as it is, rf_pack_bwd) and give the threads their zeroed counters
+ * (pieces, which must live as long as the OpenMP region). */
 static inline void RF_F(rf_wgrad_small_init)(RF_F(rf_wgrad) *w, const real *w_ih,
                                              const real *w_hh, const real **whh_packed,
                                              rf_pieces *pieces) {

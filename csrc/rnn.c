@@ -126,12 +126,13 @@ static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, rf_step_flag *f, int
         RF_F(rnn_forward_rows)(a, nt, it, b0, b1);
         return;
     }
-    RF_F(rf_pack_units)(&tr, a->units, a->w_hh, NULL, B, H, 1);
+    RF_F(rf_unit_part) parts[RF_UNITS_MAX_THREADS];
+    RF_F(rf_pack_units)(&tr, parts, a->units, a->w_hh, NULL, B, H, 1);
     for (int64_t t = 0; t < T; t++) {
         if ((t = RF_F(rf_trial_step)(&tr, t, a->h, a->hb, B, H, &b0, &b1, &u0, &u1)) < 0) return;
         RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
-        RF_F(rf_step_product)(a->y + t * B * H, H, hp, B, H, a->WhT, 1, &tr, a->units, b0, b1,
-                              0, NULL);
+        RF_F(rf_step_product)(a->y + t * B * H, H, hp, B, H, a->WhT, 1, &tr, parts, b0, b1, 0,
+                              NULL);
         RF_F(rnn_act_forward)(a, t, b0, b1, u0, u1, h, hp);
         rf_trial_end(&tr, t);
     }
@@ -184,8 +185,8 @@ RF_DEFINE(RNNFAST_RNN_FORWARD, real, RF_SFX) {
 typedef struct {
     real *dh, *da;
     rf_steal *steal; /* batch split: row stealing, or NULL */
-    real *units; /* unit split: the threads' parts of w_src (rf_pack_units_bwd) */
-    const real *dy, *y, *w_hh, *w_src; /* w_hh packed; w_src the caller's */
+    real *units; /* unit split: the threads' parts of w_hh (rf_pack_units_bwd) */
+    const real *dy, *y, *w_hh; /* w_hh: packed, the unit split's the caller's */
     const int64_t *lengths;
     int64_t T, B, H;
     int relu;
@@ -240,16 +241,16 @@ static void RF_F(rnn_backward_small)(const RF_F(rnn_bwd) *a, const RF_F(rf_wgrad
     if (!split) /* the batch split, step index n = T - 1 - t */
         RF_STEAL_STEPS(a->steal, nt, it, T, n, b0, b1, {
             RF_F(rnn_act_backward)(a, T - 1 - n, b0, b1, 0, H);
-            RF_F(rf_step_dh)(a->dh, a->da + (T - 1 - n) * B * H, a->w_hh, B, H, H, b0, b1, 0,
-                             H, a->set, &tr, NULL);
+            RF_F(rf_step_dh)(a->dh, a->da + (T - 1 - n) * B * H, a->w_hh, B, H, H, b0, b1,
+                             a->set, &tr, NULL);
         })
-    if (split) RF_F(rf_pack_units_bwd)(&tr, a->units, a->w_src, H, 1);
+    RF_F(rf_unit_part) parts[RF_UNITS_MAX_THREADS];
+    if (split) RF_F(rf_pack_units_bwd)(&tr, parts, a->units, a->w_hh, H, 1);
     for (int64_t t = T - 1; t >= 0 && split; t--) {
         if (!rf_trial_bwd_top(&tr, T - 1 - t, B, H, RF_VEC, &b0, &b1, &u0, &u1)) continue;
         RF_F(rnn_act_backward)(a, t, b0, b1, u0, u1);
         /* dh += da[t] @ W_hh: this thread's rows, or its columns [u0,u1) */
-        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, u0, u1, 0, &tr,
-                         a->units);
+        RF_F(rf_step_dh)(a->dh, a->da + t * B * H, a->w_hh, B, H, H, b0, b1, 0, &tr, parts);
         rf_trial_time(&tr, T - 1 - t);
     }
     rf_barrier(nt); /* every step's gate gradients are in */
@@ -278,10 +279,9 @@ RF_DEFINE(RNNFAST_RNN_BACKWARD, real, RF_SFX) {
 
     if (rf_small(T, B, 1, H)) {
         rf_pieces pieces;
-        RF_F(rf_wgrad_small_init)(&w, w_ih, w_hh, &a.w_hh, &pieces);
-        a.units = w.dbp + 2 * rf_pad(B * H); /* after rf_wgrad_small_len */
-        a.w_src = w_hh;
         const int nu = rf_unit_threads(n_threads, B, 1, H, RF_VEC, (int64_t)sizeof(real));
+        RF_F(rf_wgrad_small_init)(&w, w_ih, nu ? NULL : w_hh, &a.w_hh, &pieces);
+        a.units = w.dbp + 2 * rf_pad(B * H); /* after rf_wgrad_small_len */
         /* Rows past their sequence's end keep dh as it is (rnn_act_backward): with lengths,
          * the pass zeroes dh and the product adds. Setting instead, (32,50,32,64) forward+
          * backward, in-process A/B, 2 threads, same bits: 0.964-0.983 (double 0.983); one
