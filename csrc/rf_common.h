@@ -227,13 +227,13 @@ static inline void rf_yield(void) { sched_yield(); }
 static inline void rf_yield(void) {}
 #endif
 
-/* One step counter per thread, each on its own cache line; zeroed before the region. `solo`
- * (thread 0's only): the outcome of the split's trial (rf_trial), written before the step
+/* One step counter per thread, each on its own cache line; zeroed before the region. `solo` and
+ * `clear` (thread 0's only): the outcome of the split's trial (rf_trial), written before the step
  * counter's release store that the other threads wait for. */
 typedef struct {
     _Alignas(64) _Atomic int64_t step;
-    int solo;
-    char pad[64 - sizeof(int64_t) - sizeof(int)];
+    int solo, clear;
+    char pad[64 - sizeof(int64_t) - 2 * sizeof(int)];
 } rf_step_flag;
 
 /* Thread `it` has reached its s-th step sync (all it wrote is published), then waits until
@@ -455,7 +455,7 @@ static inline int64_t rf_piece_rows(int64_t cost, int64_t mult) {
         rf_step_flag rf_f_[RF_UNITS_MAX_THREADS];                                               \
         for (int rf_i_ = 0; rf_i_ < RF_UNITS_MAX_THREADS; rf_i_++) {                            \
             atomic_init(&rf_f_[rf_i_].step, 0);                                                 \
-            rf_f_[rf_i_].solo = 0;                                                              \
+            rf_f_[rf_i_].solo = rf_f_[rf_i_].clear = 0;                                         \
         }                                                                                       \
         RF_RUN_THREADS(nu, fn, __VA_ARGS__, rf_f_);                                             \
     } while (0)
@@ -471,8 +471,17 @@ static inline int64_t rf_piece_rows(int64_t cost, int64_t mult) {
  * (K = RF_TRIAL_STEPS; each way timed over its last K-1 steps, its first one paying for the
  * switch; the forwards: rf_trial_top, the backwards: rf_trial_bwd_top). Both ways compute every
  * element with the same code in the same order, so the results are the same bits whichever
- * wins, and no state outlives the call. RF_TRIAL_FORCE (tests): 1 always alone after the trial,
- * 2 always split, 0 the faster. */
+ * wins, and no state outlives the call. But when thread 0's step syncs took at most
+ * RF_TRIAL_CLEAR of its split steps' time, the split is clearly the faster: thread 0 says so at
+ * step K and no step runs alone (rf_trial_time decides it). Zen 5, near (a cache line 45-75 ns
+ * between the vCPUs), B = 1, inference, split against alone after the trial (RF_TRIAL_FORCE 3
+ * against 1): (T,I,H) = (200,64,128) LSTM 0.64, GRU 0.61, RNN 0.70, (100,32,64) LSTM 0.68, GRU
+ * 0.80; alone took 1.65-1.96x a split step's busy time (its time less the sync's wait). Far (190
+ * ns and more), both grow and alone was once the faster (bench/RESULTS.md), so only waits of a
+ * tenth count: near they are 0.06-0.08 of the LSTM's (200,64,128) forward steps (backward
+ * 0.06-0.20), GRU 0.07-0.17, RNN 0.15-0.22, (100,32,64) 0.20-0.33; far a sync waits 0.4 us and
+ * more. RF_TRIAL_FORCE (tests): 1 always alone after the trial, 2 always split after it, 3
+ * always split without it (clear), 0 as measured. */
 #ifndef RF_TRIAL_STEPS
 #define RF_TRIAL_STEPS 8
 #endif
@@ -481,6 +490,9 @@ static inline int64_t rf_piece_rows(int64_t cost, int64_t mult) {
 #endif
 #ifndef RF_TRIAL_FORCE
 #define RF_TRIAL_FORCE 0
+#endif
+#ifndef RF_TRIAL_CLEAR
+#define RF_TRIAL_CLEAR 0.10
 #endif
 _Static_assert(RF_TRIAL_STEPS >= 2, "a trial times each way over at least one step");
 
@@ -495,15 +507,16 @@ static inline double rf_wtime(void) {
 
 /* One thread's view of its split: the step counters (NULL: the batch split), whether the
  * current step runs split (else thread 0 runs all of it, or this is the batch split), whether
- * thread 0 runs the rest alone (solo; the backwards), the first step of the current split phase
- * (the forwards: its h_{t-1} is in h_n), the syncs so far and the trial's length (0: none) and
- * timings; what the step syncs bring into L1 while they wait (rf_trial_ahead; none when
- * NULL). */
+ * thread 0 runs the rest alone (solo; the backwards), whether the split was clearly the faster
+ * (clear), the first step of the current split phase (the forwards: its h_{t-1} is in h_n), the
+ * syncs so far and the trial's length (0: none, or over) and timings (thread 0's: whether its
+ * step syncs are being timed, and their sum); what the step syncs bring into L1 while they wait
+ * (rf_trial_ahead; none when NULL). */
 typedef struct {
     rf_step_flag *f;
-    int nt, it, unit, solo;
+    int nt, it, unit, solo, clear, timing;
     int64_t t_unit, s, k, ahead_len;
-    double mark, split_s, solo_s;
+    double mark, split_s, solo_s, wait_s;
     const char *ahead;
 } rf_trial;
 
@@ -539,46 +552,68 @@ static inline void rf_trial_share(const rf_trial *tr, int64_t B, int64_t H, int6
     rf_share(tr->unit, B, H, vec, tr->unit ? tr->nt : 1, tr->unit ? tr->it : 0, b0, b1, u0, u1);
 }
 
-/* Thread 0 times the trial at the end of its n-th step (from 0). */
+/* Thread 0 times the trial at the end of its n-th step (from 0): the split steps [1,K) and
+ * their step syncs (whether the split is clearly the faster), then the steps [K+1,2K) alone. */
 static inline void rf_trial_time(rf_trial *tr, int64_t n) {
     if (!tr->k || tr->it != 0) return;
-    if (n == 0 || n == tr->k) tr->mark = rf_wtime();
-    else if (n == tr->k - 1) tr->split_s = rf_wtime() - tr->mark;
-    else if (n == 2 * tr->k - 1) tr->solo_s = rf_wtime() - tr->mark;
+    if (n == 0 || n == tr->k) {
+        tr->mark = rf_wtime();
+        tr->timing = n == 0;
+    } else if (n == tr->k - 1) {
+        tr->split_s = rf_wtime() - tr->mark;
+        tr->timing = 0;
+        tr->clear = RF_TRIAL_FORCE ? RF_TRIAL_FORCE == 3
+                                   : tr->wait_s <= RF_TRIAL_CLEAR * tr->split_s;
+    } else if (n == 2 * tr->k - 1) {
+        tr->solo_s = rf_wtime() - tr->mark;
+    }
+}
+
+/* A split step's step sync (rf_step_sync_ahead), timed when thread 0 is timing them. */
+static inline void rf_trial_sync(rf_trial *tr) {
+    const double t0 = tr->timing ? rf_wtime() : 0;
+    rf_step_sync_ahead(tr->f, tr->nt, tr->it, ++tr->s, tr->ahead, tr->ahead_len);
+    if (tr->timing) tr->wait_s += rf_wtime() - t0;
 }
 
 /* After step t: the step sync when split; thread 0 times the trial. */
 static inline void rf_trial_end(rf_trial *tr, int64_t t) {
-    if (tr->unit) rf_step_sync_ahead(tr->f, tr->nt, tr->it, ++tr->s, tr->ahead, tr->ahead_len);
+    if (tr->unit) rf_trial_sync(tr);
     rf_trial_time(tr, t);
 }
 
-/* Thread 0 decides (alone from here on?) and publishes it with its next step sync. */
+/* Thread 0 decides (alone from here on?) and publishes it with its next step sync; when the
+ * split was clearly the faster (at step K), the trial is over. */
 static inline void rf_trial_publish(rf_trial *tr) {
-    tr->solo = RF_TRIAL_FORCE ? RF_TRIAL_FORCE == 1 : tr->solo_s <= tr->split_s;
+    tr->solo = tr->clear ? 0 : RF_TRIAL_FORCE ? RF_TRIAL_FORCE == 1 : tr->solo_s <= tr->split_s;
     tr->f[0].solo = tr->solo;
+    tr->f[0].clear = tr->clear;
     rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
     tr->unit = !tr->solo;
+    if (tr->clear) tr->k = 0;
 }
 
 /* The other threads wait for thread 0's decision (rf_trial_publish). */
 static inline void rf_trial_await(rf_trial *tr) {
     rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
     tr->solo = tr->f[0].solo;
+    tr->clear = tr->f[0].clear;
+    if (tr->clear) tr->k = 0;
 }
 
 /* The forwards, at the top of step t = K or 2K of a trial: at K thread 0 goes on alone (its
  * caller first moves h_{t-1} from hb into h_n) while the others wait for the outcome, which
- * thread 0 publishes at 2K. Returns the step to run next (the others resume at 2K) or -1 when
- * this thread has no more steps, with its share of the step. */
+ * thread 0 publishes at 2K; or, the split clearly the faster, thread 0 publishes it at K and all
+ * go on split. Returns the step to run next (the others resume at 2K, or K) or -1 when this
+ * thread has no more steps, with its share of the step. */
 static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int64_t B, int64_t H, int64_t vec,
                                    int64_t *b0, int64_t *b1, int64_t *u0, int64_t *u1) {
     if (tr->it == 0) {
-        if (t == tr->k) {
+        if (t == tr->k && !tr->clear) {
             tr->unit = 0;
         } else {
+            if (!tr->clear) tr->t_unit = t;
             rf_trial_publish(tr);
-            tr->t_unit = t;
         }
         rf_trial_share(tr, B, H, vec, b0, b1, u0, u1);
         return t;
@@ -586,6 +621,7 @@ static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int64_t B, int64_t H
     if (t != tr->k) return t; /* not reached: the others go from K straight to 2K's step */
     rf_trial_await(tr);
     if (tr->solo) return -1;
+    if (tr->clear) return t;
     tr->t_unit = 2 * tr->k;
     return tr->t_unit;
 }
@@ -593,7 +629,8 @@ static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int64_t B, int64_t H
 /* The backwards' trial, over their n-th step (from 0, from the last step back). Each split step
  * syncs inside (rf_step_dh: the gate gradients, before dh += da_t @ W_hh), so at step K every
  * thread first syncs once more (everyone's share of dh is in); thread 0 then runs steps
- * [K,2K) alone while the others wait for the outcome, which thread 0 publishes at step 2K.
+ * [K,2K) alone while the others wait for the outcome, which thread 0 publishes at step 2K (or,
+ * the split clearly the faster, at once, and all run step K split).
  * Alone, thread 0 takes all rows and units (rf_trial_share) and the others skip the remaining
  * steps (tr->solo), but not what follows the step loop: the products of the gate gradients
  * after it are shared as before, after a barrier (thread 0's last steps must be in). Returns
@@ -604,6 +641,10 @@ static inline int rf_trial_bwd_top(rf_trial *tr, int64_t n, int64_t B, int64_t H
     if (tr->it == 0) {
         if (n == tr->k) {
             rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
+            if (tr->clear) {
+                rf_trial_publish(tr);
+                return 1;
+            }
             tr->unit = 0;
             rf_trial_share(tr, B, H, vec, b0, b1, u0, u1);
         } else if (n == 2 * tr->k) {
@@ -615,6 +656,7 @@ static inline int rf_trial_bwd_top(rf_trial *tr, int64_t n, int64_t B, int64_t H
     if (n == tr->k) {
         rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
         rf_trial_await(tr);
+        if (tr->clear) return 1;
     }
     return !tr->solo && n == 2 * tr->k; /* steps [K,2K) are thread 0's */
 }

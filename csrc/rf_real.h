@@ -416,7 +416,7 @@ static inline int64_t RF_F(rf_trial_step)(rf_trial *tr, int64_t t, real *h_n, co
                                           int64_t B, int64_t H, int64_t *b0, int64_t *b1,
                                           int64_t *u0, int64_t *u1) {
     if (!tr->k || (t != tr->k && t != 2 * tr->k)) return t;
-    if (tr->it == 0 && t == tr->k)
+    if (tr->it == 0 && t == tr->k && !tr->clear)
         memcpy(h_n, hb + ((t - 1) & 1) * B * H, (size_t)(B * H) * sizeof(real));
     return rf_trial_top(tr, t, B, H, RF_VEC, b0, b1, u0, u1);
 }
@@ -436,7 +436,7 @@ static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh
         else RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, dh + b0 * H, H);
         return;
     }
-    if (tr->unit) rf_step_sync_ahead(tr->f, tr->nt, tr->it, ++tr->s, tr->ahead, tr->ahead_len);
+    if (tr->unit) rf_trial_sync(tr);
     int s0, s1;
     rf_trial_shares(tr, &s0, &s1);
     for (int s = s0; s < s1; s++)

@@ -66,9 +66,10 @@ def _build(cc, out, extra):
 ISA_FLAGS = {"native": [], "avx2": ["-DRNNFAST_NO_AVX512"], "portable": ["-DRNNFAST_NO_AVX2"],
              "avx2-rows": ["-DRNNFAST_NO_AVX512", "-DRF_TILE_MIN_M=1000000"]}
 # The outcome of the unit split's trial (RF_TRIAL_FORCE; rf_trial in rf_common.h), fixed so that
-# both ways after it run in every suite: thread 0 alone after the trial, or the split resumed;
-# the others decide by the time each way took.
-TRIAL_FORCE = {"avx2-rows": 1, "portable": 2}
+# every way through it runs in every suite: thread 0 alone after the trial, the split resumed
+# after it, or the split going on without its steps alone (clearly the faster); "avx2" decides
+# by the time each way took.
+TRIAL_FORCE = {"avx2-rows": 1, "portable": 2, "native": 3}
 # The LSTM's chunked weight gradients run packed from gate-gradient rows of this many bytes
 # (RF_CHUNK_PACK_BYTES): from any in most builds; from 256 in one, so that its smallest shapes
 # (H = 4, 5, 7: rows of 224 bytes and less in double) run the plain products and the larger ones
