@@ -373,7 +373,8 @@ static inline void RF_F(rf_pack_units)(rf_trial *tr, RF_F(rf_unit_part) *parts, 
  * counters): rows [b0,b1), on WT, W_hh^T packed whole. Split (rf_trial): its shares of units
  * (rf_trial_shares), each through its part (rf_pack_units): C's columns of its units gathered
  * into its rows (unless set), one product over its packed W_hh^T (with set, its b_hh),
- * scattered back. Same sums in the same order either way. */
+ * scattered back, h's lines asked for first (rf_prefetch). Same sums in the same order either
+ * way. */
 static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, int64_t B,
                                          int64_t H, const real *WT, int64_t G, const rf_trial *tr,
                                          const RF_F(rf_unit_part) *parts, int64_t b0, int64_t b1,
@@ -387,6 +388,7 @@ static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, in
     }
     int s0, s1;
     rf_trial_shares(tr, &s0, &s1);
+    if (tr->unit) rf_prefetch(h, B * H * (int64_t)sizeof(real));
     for (int s = s0; s < s1; s++) {
         const RF_F(rf_unit_part) p = parts[s];
         const int64_t N = G * p.np;
@@ -424,8 +426,9 @@ static inline int64_t RF_F(rf_trial_step)(rf_trial *tr, int64_t t, real *h_n, co
 /* Backward: dh += da_t (B rows of GH) @ W_hh: without the unit split (no step counters), rows
  * [b0,b1) on w_hh packed (GH,H); with `set`, dh = da_t @ W_hh instead, for a caller whose gate
  * pass left dh unzeroed: the same sums as zeroing it and adding. Split (rf_trial): after the
- * step sync when the step runs split (every thread's part of da_t is in), its shares' columns
- * of every row (rf_trial_shares), each on its part (rf_pack_units_bwd). */
+ * step sync when the step runs split (every thread's part of da_t is in; its lines asked for at
+ * once, rf_prefetch), its shares' columns of every row (rf_trial_shares), each on its part
+ * (rf_pack_units_bwd). */
 static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh, int64_t B,
                                     int64_t H, int64_t GH, int64_t b0, int64_t b1, int set,
                                     rf_trial *tr, const RF_F(rf_unit_part) *parts) {
@@ -436,7 +439,10 @@ static inline void RF_F(rf_step_dh)(real *dh, const real *da_t, const real *w_hh
         else RF_F(rf_mmp)(b1 - b0, H, GH, da_t + b0 * GH, GH, 1, w_hh, GH, dh + b0 * H, H);
         return;
     }
-    if (tr->unit) rf_trial_sync(tr);
+    if (tr->unit) {
+        rf_trial_sync(tr);
+        rf_prefetch(da_t, B * GH * (int64_t)sizeof(real));
+    }
     int s0, s1;
     rf_trial_shares(tr, &s0, &s1);
     for (int s = s0; s < s1; s++)
