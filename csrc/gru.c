@@ -88,18 +88,20 @@ RF_INLINE void RF_F(gru_row_forward)(int save, int64_t H, real *restrict xr, rea
     }
 }
 
-/* Rows [b0,b1), units [u0,u1) of step t: P_t (B,3H) holds W_ih x_t + b_ih, hh (B,3H) holds
- * W_hh h + b_hh. h_t goes to h (B rows of H), h_{t-1} is in hp (the same buffer in the batch
- * split; else copied to h first, and updated there in place). */
+/* Rows [b0,b1), units [u0,u1) of step t: P_t (B,3H) holds W_ih x_t + b_ih; W_hh h + b_hh for
+ * row b's unit u0 is at hh0 + b * ldh, each gate's gs after the last's (a->hh + u0, 3H, H; the
+ * unit split's rows, rf_step_product). h_t goes to h (B rows of H), h_{t-1} is in hp (the same
+ * buffer in the batch split; else copied to h first, and updated there in place). */
 RF_INLINE void RF_F(gru_gates_forward_body)(const RF_F(gru_fwd) *a, int64_t t, real *P_t,
-                                            int64_t b0, int64_t b1, int64_t u0, int64_t u1,
-                                            real *h, const real *hp, int isa) {
+                                            const real *hh0, int64_t ldh, int64_t gs, int64_t b0,
+                                            int64_t b1, int64_t u0, int64_t u1, real *h,
+                                            const real *hp, int isa) {
     const int64_t B = a->B, H = a->H, GH = 3 * H, n = u1 - u0;
     const int training = a->gates != NULL;
     (void)isa; /* the double copies have no vector pass (RF_VROW is 0) */
     for (int64_t b = b0; b < b1; b++) {
         real *xp = P_t + b * GH + u0;
-        const real *hh = a->hh + b * GH + u0;
+        const real *hh = hh0 + b * ldh;
         real *y_tb = a->y + (t * B + b) * H + u0, *h_b = h + b * H + u0;
         real *hn_tb = training ? a->hn_all + (t * B + b) * H + u0 : NULL;
         if (hp != h) memcpy(h_b, hp + b * H + u0, (size_t)n * sizeof(real));
@@ -108,20 +110,22 @@ RF_INLINE void RF_F(gru_gates_forward_body)(const RF_F(gru_fwd) *a, int64_t t, r
             if (training) memset(hn_tb, 0, (size_t)n * sizeof(real));
             continue;
         }
-        if (RF_VROW(isa, gru_row_forward, (training, n, xp, xp + H, xp + 2 * H, hh, hh + H,
-                                           hh + 2 * H, hn_tb, y_tb, h_b)))
+        if (RF_VROW(isa, gru_row_forward, (training, n, xp, xp + H, xp + 2 * H, hh, hh + gs,
+                                           hh + 2 * gs, hn_tb, y_tb, h_b)))
             continue;
         if (training)
-            RF_F(gru_row_forward)(1, n, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H, hn_tb,
+            RF_F(gru_row_forward)(1, n, xp, xp + H, xp + 2 * H, hh, hh + gs, hh + 2 * gs, hn_tb,
                                   y_tb, h_b);
         else
-            RF_F(gru_row_forward)(0, n, xp, xp + H, xp + 2 * H, hh, hh + H, hh + 2 * H, NULL,
+            RF_F(gru_row_forward)(0, n, xp, xp + H, xp + 2 * H, hh, hh + gs, hh + 2 * gs, NULL,
                                   y_tb, h_b);
     }
 }
 RF_MULTIVERSION_ISA(gru_gates_forward, (const RF_F(gru_fwd) *a, int64_t t, real *P_t,
-                                        int64_t b0, int64_t b1, int64_t u0, int64_t u1, real *h,
-                                        const real *hp), (a, t, P_t, b0, b1, u0, u1, h, hp))
+                                        const real *hh0, int64_t ldh, int64_t gs, int64_t b0,
+                                        int64_t b1, int64_t u0, int64_t u1, real *h,
+                                        const real *hp),
+                    (a, t, P_t, hh0, ldh, gs, b0, b1, u0, u1, h, hp))
 
 static real *RF_F(gru_chunk)(const RF_F(gru_fwd) *a, int64_t t0) {
     return a->gates ? a->gates + t0 * a->B * 3 * a->H : a->chunk;
@@ -146,10 +150,21 @@ static void RF_F(gru_forward_small)(const RF_F(gru_fwd) *a, rf_step_flag *f, int
             if ((t = RF_F(rf_trial_step)(&tr, t, a->h, a->hb, B, H, &b0, &b1, &u0, &u1)) < 0)
                 return;
             RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
-            /* hh = b_hh + h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
+            /* hh = b_hh + h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1),
+             * which stay in its part's rows for the gates */
             RF_F(rf_step_product)(a->hh, GH, hp, B, H, a->WhT, 3, &tr, parts, b0, b1, 1,
-                                  a->b_hh);
-            RF_F(gru_gates_forward)(a, t, P + (t - t0) * B * GH, b0, b1, u0, u1, h, hp);
+                                  a->b_hh, 0);
+            real *P_t = P + (t - t0) * B * GH;
+            if (f) {
+                int s0, s1;
+                rf_trial_shares(&tr, &s0, &s1);
+                for (int s = s0; s < s1; s++)
+                    RF_F(gru_gates_forward)(a, t, P_t, parts[s].rows, 3 * parts[s].np,
+                                            parts[s].np, b0, b1, parts[s].u0, parts[s].u1, h,
+                                            hp);
+            } else {
+                RF_F(gru_gates_forward)(a, t, P_t, a->hh + u0, GH, H, b0, b1, u0, u1, h, hp);
+            }
             rf_trial_end(&tr, t);
         }
     }
@@ -206,7 +221,8 @@ RF_DEFINE(RNNFAST_GRU_FORWARD, real, RF_SFX) {
             /* hh (B,3H) = b_hh + h_{t-1} (B,H) @ w_hh^T */
             RF_F(rf_fill_rows)(a.hh, B, GH, b_hh, GH);
             RF_F(rf_gemm)(blas, 'N', 'T', B, GH, H, 1, h_n, H, w_hh, H, 1, a.hh, GH);
-            RF_F(gru_gates_forward)(&a, t, P + (t - t0) * B * GH, 0, B, 0, H, h_n, h_n);
+            RF_F(gru_gates_forward)(&a, t, P + (t - t0) * B * GH, a.hh, GH, H, 0, B, 0, H, h_n,
+                                    h_n);
         }
     }
     return RNNFAST_OK;

@@ -102,18 +102,21 @@ RF_INLINE void RF_F(lstm_row_forward)(int save_c, int64_t H, real *restrict pi, 
     }
 }
 
-/* The fused pass for rows [b0,b1), units [u0,u1) of step t. P_t (B,4H) holds the
- * pre-activations; when training, the activated gates replace them and c_all[t] gets the cell
- * state. h_t goes to h (B rows of H), h_{t-1} is in hp (the same buffer in the batch split).
- * Past a sequence's length: y = 0, state frozen. */
-RF_INLINE void RF_F(lstm_gates_forward_body)(const RF_F(lstm_fwd) *a, int64_t t, real *P_t,
-                                             int64_t b0, int64_t b1, int64_t u0, int64_t u1,
-                                             real *h, const real *hp, int isa) {
+/* The fused pass for rows [b0,b1), units [u0,u1) of step t. The pre-activations of row b's
+ * unit u0 are at pre0 + b * ldp, each gate's gs after the last's (P_t + u0, 4H, H: the step's
+ * rows of P; the unit split's rows, rf_step_product); the activated gates replace them (when
+ * training, in P, the saved gates) and c_all[t] gets the cell state. h_t goes to h (B rows of
+ * H), h_{t-1} is in hp (the same buffer in the batch split). Past a sequence's length: y = 0,
+ * state frozen. */
+RF_INLINE void RF_F(lstm_gates_forward_body)(const RF_F(lstm_fwd) *a, int64_t t, real *pre0,
+                                             int64_t ldp, int64_t gs, int64_t b0, int64_t b1,
+                                             int64_t u0, int64_t u1, real *h, const real *hp,
+                                             int isa) {
     const int64_t B = a->B, H = a->H, n = u1 - u0;
     const int training = a->gates != NULL;
     (void)isa; /* the double copies have no vector pass (RF_VROW is 0) */
     for (int64_t b = b0; b < b1; b++) {
-        real *pre = P_t + b * 4 * H + u0;
+        real *pre = pre0 + b * ldp;
         real *y_tb = a->y + (t * B + b) * H + u0;
         real *h_b = h + b * H + u0, *c_b = a->c + b * H + u0;
         real *cs_tb = training ? a->c_all + (t * B + b) * H + u0 : NULL;
@@ -123,20 +126,21 @@ RF_INLINE void RF_F(lstm_gates_forward_body)(const RF_F(lstm_fwd) *a, int64_t t,
             if (hp != h) memcpy(h_b, hp + b * H + u0, (size_t)n * sizeof(real));
             continue;
         }
-        if (RF_VROW(isa, lstm_row_forward, (training, n, pre, pre + H, pre + 2 * H, pre + 3 * H,
-                                            c_b, cs_tb, y_tb, h_b)))
+        if (RF_VROW(isa, lstm_row_forward, (training, n, pre, pre + gs, pre + 2 * gs,
+                                            pre + 3 * gs, c_b, cs_tb, y_tb, h_b)))
             continue;
         if (training)
-            RF_F(lstm_row_forward)(1, n, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, cs_tb, y_tb,
-                                   h_b);
+            RF_F(lstm_row_forward)(1, n, pre, pre + gs, pre + 2 * gs, pre + 3 * gs, c_b, cs_tb,
+                                   y_tb, h_b);
         else
-            RF_F(lstm_row_forward)(0, n, pre, pre + H, pre + 2 * H, pre + 3 * H, c_b, NULL, y_tb,
-                                   h_b);
+            RF_F(lstm_row_forward)(0, n, pre, pre + gs, pre + 2 * gs, pre + 3 * gs, c_b, NULL,
+                                   y_tb, h_b);
     }
 }
-RF_MULTIVERSION_ISA(lstm_gates_forward, (const RF_F(lstm_fwd) *a, int64_t t, real *P_t,
-                                         int64_t b0, int64_t b1, int64_t u0, int64_t u1, real *h,
-                                         const real *hp), (a, t, P_t, b0, b1, u0, u1, h, hp))
+RF_MULTIVERSION_ISA(lstm_gates_forward, (const RF_F(lstm_fwd) *a, int64_t t, real *pre0,
+                                         int64_t ldp, int64_t gs, int64_t b0, int64_t b1,
+                                         int64_t u0, int64_t u1, real *h, const real *hp),
+                    (a, t, pre0, ldp, gs, b0, b1, u0, u1, h, hp))
 
 /* Projection buffer of chunk starting at t0: the saved gates when training, else the chunk. */
 static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
@@ -152,6 +156,7 @@ static real *RF_F(lstm_chunk)(const RF_F(lstm_fwd) *a, int64_t t0) {
  * trial (rf_trial) thread 0 may run the rest alone, as the batch split's one thread. */
 static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, int nt, int it) {
     const int64_t B = a->B, I = a->I, H = a->H, GH = 4 * H, T = a->T;
+    const int training = a->gates != NULL;
     rf_trial tr = rf_trial_init(f, nt, it, T, a->Tc);
     int64_t b0, b1, u0, u1;
     rf_share(tr.unit, B, H, RF_VEC, nt, it, &b0, &b1, &u0, &u1);
@@ -168,9 +173,19 @@ static void RF_F(lstm_forward_small)(const RF_F(lstm_fwd) *a, rf_step_flag *f, i
                 return;
             real *P_t = P + (t - t0) * B * GH;
             RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
-            /* P_t += h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1) */
-            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, &tr, parts, b0, b1, 0, NULL);
-            RF_F(lstm_gates_forward)(a, t, P_t, b0, b1, u0, u1, h, hp);
+            /* P_t += h_{t-1} W_hh^T: this thread's rows, or each gate's columns [u0,u1), which
+             * in inference stay in its part's rows for the gates (P is scratch then) */
+            RF_F(rf_step_product)(P_t, GH, hp, B, H, a->WhT, 4, &tr, parts, b0, b1, 0, NULL,
+                                  training);
+            if (f && !training) {
+                int s0, s1;
+                rf_trial_shares(&tr, &s0, &s1);
+                for (int s = s0; s < s1; s++)
+                    RF_F(lstm_gates_forward)(a, t, parts[s].rows, 4 * parts[s].np, parts[s].np,
+                                             b0, b1, parts[s].u0, parts[s].u1, h, hp);
+            } else {
+                RF_F(lstm_gates_forward)(a, t, P_t + u0, GH, H, b0, b1, u0, u1, h, hp);
+            }
             rf_trial_end(&tr, t);
         }
     }
@@ -232,7 +247,7 @@ RF_DEFINE(RNNFAST_LSTM_FORWARD, real, RF_SFX) {
             real *P_t = P + (t - t0) * B * GH;
             /* P_t (B,4H) += h_{t-1} (B,H) @ w_hh^T */
             RF_F(rf_gemm)(blas, 'N', 'T', B, GH, H, 1, h_n, H, w_hh, H, 1, P_t, GH);
-            RF_F(lstm_gates_forward)(&a, t, P_t, 0, B, 0, H, h_n, h_n);
+            RF_F(lstm_gates_forward)(&a, t, P_t, GH, H, 0, B, 0, H, h_n, h_n);
         }
     }
     return RNNFAST_OK;

@@ -372,13 +372,14 @@ static inline void RF_F(rf_pack_units)(rf_trial *tr, RF_F(rf_unit_part) *parts, 
  * C = bias (a row of G*H; NULL: zeros) + h @ W_hh^T. Without the unit split (tr NULL, or no step
  * counters): rows [b0,b1), on WT, W_hh^T packed whole. Split (rf_trial): its shares of units
  * (rf_trial_shares), each through its part (rf_pack_units): C's columns of its units gathered
- * into its rows (unless set), one product over its packed W_hh^T (with set, its b_hh),
- * scattered back, h's lines asked for first (rf_prefetch). Same sums in the same order either
- * way. */
+ * into its rows (unless set), one product over its packed W_hh^T (with set, its b_hh), then
+ * scattered back, or, without `scatter`, left in the rows for a gate pass that reads them there
+ * (the LSTM's in inference, the GRU's); h's lines asked for first (rf_prefetch). Same sums in
+ * the same order either way. */
 static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, int64_t B,
                                          int64_t H, const real *WT, int64_t G, const rf_trial *tr,
                                          const RF_F(rf_unit_part) *parts, int64_t b0, int64_t b1,
-                                         int set, const real *bias) {
+                                         int set, const real *bias, int scatter) {
     if (!tr || !tr->f) {
         if (set)
             RF_F(rf_mmp_set)(b1 - b0, G * H, H, h + b0 * H, H, 1, WT, H, bias, C + b0 * ldc,
@@ -398,7 +399,7 @@ static inline void RF_F(rf_step_product)(real *C, int64_t ldc, const real *h, in
         if (set)
             RF_F(rf_mmp_set)(B, N, H, h, H, 1, p.W, H, bias ? p.bias : NULL, p.rows, N);
         else RF_F(rf_mmp)(B, N, H, h, H, 1, p.W, H, p.rows, N);
-        for (int64_t i = 0; i < B * G; i++)
+        for (int64_t i = 0; scatter && i < B * G; i++)
             memcpy(C + i / G * ldc + i % G * H + p.u0, p.rows + i / G * N + i % G * p.np, len);
     }
 }

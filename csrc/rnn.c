@@ -104,7 +104,7 @@ static void RF_F(rnn_forward_rows)(const RF_F(rnn_fwd) *a, int nt, int it, int64
     const int64_t T = a->T, B = a->B, H = a->H;
     RF_STEAL_STEPS(a->steal, nt, it, T, t, b0, b1, {
         RF_F(rf_step_product)(a->y + t * B * H, H, a->h, B, H, a->WhT, 1, NULL, NULL, b0, b1, 0,
-                              NULL);
+                              NULL, 1);
         RF_F(rnn_act_forward)(a, t, b0, b1, 0, H, a->h, a->h);
     })
 }
@@ -132,7 +132,7 @@ static void RF_F(rnn_forward_small)(const RF_F(rnn_fwd) *a, rf_step_flag *f, int
         if ((t = RF_F(rf_trial_step)(&tr, t, a->h, a->hb, B, H, &b0, &b1, &u0, &u1)) < 0) return;
         RF_F(rf_step_h)(a->h, a->hb, t, tr.t_unit, B, H, tr.unit, &h, &hp);
         RF_F(rf_step_product)(a->y + t * B * H, H, hp, B, H, a->WhT, 1, &tr, parts, b0, b1, 0,
-                              NULL);
+                              NULL, 1);
         RF_F(rnn_act_forward)(a, t, b0, b1, u0, u1, h, hp);
         rf_trial_end(&tr, t);
     }
