@@ -567,9 +567,15 @@ static inline void rf_trial_share(const rf_trial *tr, int64_t B, int64_t H, int6
 }
 
 /* Thread 0 times the trial at the end of its n-th step (from 0): the split steps [1,K) and
- * their step syncs (whether the split is clearly the faster), then the steps [K+1,2K) alone. */
+ * their step syncs (whether the split is clearly the faster), then the steps [K+1,2K) alone,
+ * which read the clock twice each, as the split ones do around their step syncs
+ * (rf_trial_sync), so that the reads cost both ways the same. */
 static inline void rf_trial_time(rf_trial *tr, int64_t n) {
     if (!tr->k || tr->it != 0) return;
+    if (n > tr->k && n < 2 * tr->k) {
+        (void)rf_wtime();
+        (void)rf_wtime();
+    }
     if (n == 0 || n == tr->k) {
         tr->mark = rf_wtime();
         tr->timing = n == 0;
@@ -597,11 +603,12 @@ static inline void rf_trial_end(rf_trial *tr, int64_t t) {
 }
 
 /* Thread 0 decides (alone from here on?) and publishes it with its next step sync; when the
- * split was clearly the faster (at step K), the trial is over. */
+ * split was clearly the faster (at step K), the trial is over. f[0].clear is written only then,
+ * before the others may read it (rf_trial_bwd_top). */
 static inline void rf_trial_publish(rf_trial *tr) {
     tr->solo = tr->clear ? 0 : RF_TRIAL_FORCE ? RF_TRIAL_FORCE == 1 : tr->solo_s <= tr->split_s;
     tr->f[0].solo = tr->solo;
-    tr->f[0].clear = tr->clear;
+    if (tr->clear) tr->f[0].clear = 1;
     rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
     tr->unit = !tr->solo;
     if (tr->clear) tr->k = 0;
@@ -643,8 +650,9 @@ static inline int64_t rf_trial_top(rf_trial *tr, int64_t t, int64_t B, int64_t H
 /* The backwards' trial, over their n-th step (from 0, from the last step back). Each split step
  * syncs inside (rf_step_dh: the gate gradients, before dh += da_t @ W_hh), so at step K every
  * thread first syncs once more (everyone's share of dh is in); thread 0 then runs steps
- * [K,2K) alone while the others wait for the outcome, which thread 0 publishes at step 2K (or,
- * the split clearly the faster, at once, and all run step K split).
+ * [K,2K) alone while the others wait for the outcome, which thread 0 publishes at step 2K. Or,
+ * the split clearly the faster, that sync carries the outcome (rf_trial_publish) and all run
+ * step K split.
  * Alone, thread 0 takes all rows and units (rf_trial_share) and the others skip the remaining
  * steps (tr->solo), but not what follows the step loop: the products of the gate gradients
  * after it are shared as before, after a barrier (thread 0's last steps must be in). Returns
@@ -654,11 +662,11 @@ static inline int rf_trial_bwd_top(rf_trial *tr, int64_t n, int64_t B, int64_t H
     if (!tr->k || n < tr->k || (n > 2 * tr->k && !tr->solo)) return 1;
     if (tr->it == 0) {
         if (n == tr->k) {
-            rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
             if (tr->clear) {
                 rf_trial_publish(tr);
                 return 1;
             }
+            rf_step_sync(tr->f, tr->nt, 0, ++tr->s);
             tr->unit = 0;
             rf_trial_share(tr, B, H, vec, b0, b1, u0, u1);
         } else if (n == 2 * tr->k) {
@@ -669,8 +677,12 @@ static inline int rf_trial_bwd_top(rf_trial *tr, int64_t n, int64_t B, int64_t H
     }
     if (n == tr->k) {
         rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
+        if (tr->f[0].clear) { /* thread 0's sync at K carried the outcome */
+            tr->clear = 1;
+            tr->k = 0;
+            return 1;
+        }
         rf_trial_await(tr);
-        if (tr->clear) return 1;
     }
     return !tr->solo && n == 2 * tr->k; /* steps [K,2K) are thread 0's */
 }

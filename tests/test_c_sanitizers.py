@@ -9,7 +9,7 @@ paths run on shapes cheap enough for the sanitizers and the naive BLAS, and like
 to packed weight-gradient products (RF_WGRAD_PACK_MACS, RF_WGRAD_PACK_BYTES; the LSTM's
 RF_CHUNK_PACK_BYTES) and to the unit
 split of one sequence over the threads (RF_UNITS_MIN_BYTES), and shortens that split's trial
-against thread 0 alone (RF_TRIAL_STEPS, RF_TRIAL_MIN_T: 2 steps split, 2 alone, from 5 steps; two
+against thread 0 alone (RF_TRIAL_STEPS, RF_TRIAL_MIN_T: 2 steps split, 2 alone, from 5 steps; three
 builds fix its outcome, TRIAL_FORCE) and the chunks of steps: the inference's
 (RF_CHUNK_ELEMS_SMALL: the double LSTM of one sequence, (T,B,I,H) = (7,1,3,21), in chunks of 4
 steps, as long as the trial, whose outcome then falls on the next chunk's first step and so must
@@ -68,7 +68,8 @@ ISA_FLAGS = {"native": [], "avx2": ["-DRNNFAST_NO_AVX512"], "portable": ["-DRNNF
 # The outcome of the unit split's trial (RF_TRIAL_FORCE; rf_trial in rf_common.h), fixed so that
 # every way through it runs in every suite: thread 0 alone after the trial, the split resumed
 # after it, or the split going on without its steps alone (clearly the faster); "avx2" decides
-# by the time each way took.
+# by the time each way took (skipped on a CPU without AVX-512: there the extension's own build,
+# which tests/test_compiled.py runs, is the one that decides by time).
 TRIAL_FORCE = {"avx2-rows": 1, "portable": 2, "native": 3}
 # The LSTM's chunked weight gradients run packed from gate-gradient rows of this many bytes
 # (RF_CHUNK_PACK_BYTES): from any in most builds; from 256 in one, so that its smallest shapes
