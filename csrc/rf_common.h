@@ -614,12 +614,19 @@ static inline void rf_trial_publish(rf_trial *tr) {
     if (tr->clear) tr->k = 0;
 }
 
+/* Whether thread 0 published that the split was clearly the faster (with a step sync this
+ * thread has passed); then the trial is over for this thread too. */
+static inline int rf_trial_cleared(rf_trial *tr) {
+    tr->clear = tr->f[0].clear;
+    if (tr->clear) tr->k = 0;
+    return tr->clear;
+}
+
 /* The other threads wait for thread 0's decision (rf_trial_publish). */
 static inline void rf_trial_await(rf_trial *tr) {
     rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
     tr->solo = tr->f[0].solo;
-    tr->clear = tr->f[0].clear;
-    if (tr->clear) tr->k = 0;
+    rf_trial_cleared(tr);
 }
 
 /* The forwards, at the top of step t = K or 2K of a trial: at K thread 0 goes on alone (its
@@ -677,11 +684,7 @@ static inline int rf_trial_bwd_top(rf_trial *tr, int64_t n, int64_t B, int64_t H
     }
     if (n == tr->k) {
         rf_step_sync(tr->f, tr->nt, tr->it, ++tr->s);
-        if (tr->f[0].clear) { /* thread 0's sync at K carried the outcome */
-            tr->clear = 1;
-            tr->k = 0;
-            return 1;
-        }
+        if (rf_trial_cleared(tr)) return 1; /* thread 0's sync at K carried the outcome */
         rf_trial_await(tr);
     }
     return !tr->solo && n == 2 * tr->k; /* steps [K,2K) are thread 0's */
